@@ -1,0 +1,33 @@
+"""dualseg: 2D medical image segmentation with dual-stream (segmentation + super-resolution) methods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from dualseg.registry import MODELS
+
+__version__ = "0.1.0"
+
+
+def create_model(name: str, in_channels: int = 1, num_classes: int = 2, **kwargs: Any) -> nn.Module:
+    """Build a registered model by name.
+
+    Every model's ``forward(x)`` returns a dict of tensors whose ``"seg"`` entry holds the final segmentation
+    logits of shape ``(N, num_classes, H, W)`` at the label resolution. ``num_classes=1`` means one sigmoid
+    logit (binary); ``num_classes>=2`` means softmax over classes. Multi-output models add named entries.
+    """
+    import dualseg.models  # noqa: F401  (registers the models)
+
+    return MODELS.build(name, in_channels=in_channels, num_classes=num_classes, **kwargs)
+
+
+def list_models() -> list[str]:
+    """Names of every registered model."""
+    import dualseg.models  # noqa: F401
+
+    return MODELS.names()
+
+
+__all__ = ["create_model", "list_models", "__version__"]

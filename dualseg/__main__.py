@@ -1,0 +1,3 @@
+from dualseg.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""The ``dualseg`` command line: one thin module per verb (parse, call the library, print)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from dualseg.cli import check_data, demo, evaluate, models, predict, train
+from dualseg.errors import DualsegError
+
+VERBS = (models, check_data, train, evaluate, predict, demo)
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dualseg", description="2D medical image segmentation toolkit")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+    for verb in VERBS:
+        verb.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except DualsegError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; resume a training run with --resume", file=sys.stderr)
+        return 130

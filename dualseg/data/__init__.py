@@ -1,0 +1,1 @@
+"""Data: readers, dataset descriptions, folder scanning, splits, transforms and the dataset class."""

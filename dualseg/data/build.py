@@ -1,0 +1,100 @@
+"""From the data section of a config to the description, the split and the datasets of each split."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from dualseg.data.dataset import SegmentationDataset
+from dualseg.data.descriptions import DatasetDescription, resolve_description, with_overrides
+from dualseg.data.scan import Sample, scan_folder
+from dualseg.data.splits import load_split, make_split
+from dualseg.data.transforms import build_train_transform
+from dualseg.engine.config import Config
+from dualseg.errors import DualsegError
+
+
+@dataclass
+class DataBundle:
+    description: DatasetDescription
+    samples: dict[str, Sample]
+    split: dict[str, list[str]]
+
+    def subset(self, name: str) -> list[Sample]:
+        return [self.samples[s] for s in self.split[name]]
+
+
+def describe(cfg: Config) -> DatasetDescription:
+    if not cfg.data.root:
+        raise DualsegError("data.root is not set; pass --set data.root=PATH (a folder with images/ and masks/)")
+    description = resolve_description(cfg.data.root, cfg.data.dataset)
+    return with_overrides(
+        description, image_dir=cfg.data.image_dir, mask_dir=cfg.data.mask_dir, fov_dir=cfg.data.fov_dir,
+        instance_masks=True if cfg.data.mask_dir == "instance_masks" else None,
+    )
+
+
+def prepare_data(cfg: Config, split_file: Path | None = None) -> DataBundle:
+    """Scan the folder and split it; an existing ``split_file`` (a resumed run) is reused as it is."""
+    description = describe(cfg)
+    scan = scan_folder(cfg.data.root, description.image_dir, description.mask_dir, description.fov_dir)
+    if scan.problems:
+        shown = "; ".join(scan.problems[:5])
+        more = f" (+{len(scan.problems) - 5} more)" if len(scan.problems) > 5 else ""
+        raise DualsegError(f"dataset {cfg.data.root} has problems: {shown}{more}; run 'dualseg check-data' for all")
+    samples = {s.stem: s for s in scan.samples}
+    stems = sorted(samples)
+    if split_file is not None and split_file.is_file():
+        split = load_split(split_file, stems)
+    else:
+        sc = cfg.data.split
+        strategy = sc.strategy
+        official = None
+        if strategy in ("default", "kfold") and description.default_test is not None:
+            official = description.default_test(stems, Path(cfg.data.root))
+        split = make_split(
+            stems,
+            "random" if strategy == "default" else strategy,
+            seed=sc.seed,
+            val_fraction=description.val_fraction if sc.val_fraction is None else sc.val_fraction,
+            test_fraction=description.test_fraction if sc.test_fraction is None else sc.test_fraction,
+            folds=sc.folds,
+            fold=sc.fold,
+            file=sc.file,
+            group_key=description.group_key,
+            official_test=official,
+        )
+    if not split["train"]:
+        raise DualsegError(f"the split of {cfg.data.root} leaves no training images; check data.split")
+    return DataBundle(description, samples, split)
+
+
+def split_meta(cfg: Config, bundle: DataBundle) -> dict:
+    return {
+        "dataset": bundle.description.name,
+        "root": str(Path(cfg.data.root).resolve()),
+        "strategy": cfg.data.split.strategy,
+        "seed": cfg.data.split.seed,
+        "counts": {k: len(v) for k, v in bundle.split.items()},
+    }
+
+
+def make_dataset(cfg: Config, bundle: DataBundle, name: str, train: bool) -> SegmentationDataset:
+    transform = None
+    if train:
+        patch = tuple(cfg.data.patch_size) if cfg.data.patch_size else None
+        resize = tuple(cfg.data.resize) if cfg.data.resize else None
+        transform = build_train_transform(cfg.data.augment, patch, resize)
+    return SegmentationDataset(
+        bundle.subset(name),
+        bundle.description,
+        normalize=cfg.data.normalize,
+        transform=transform,
+        cache_bytes=cfg.data.cache_mb * 2**20,
+        seed=cfg.seed if train else None,
+    )
+
+
+def describe_split(split: dict[str, list[str]]) -> str:
+    return json.dumps({k: len(v) for k, v in split.items()})

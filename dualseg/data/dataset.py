@@ -1,0 +1,141 @@
+"""The segmentation dataset: lazily decoded, normalised, optionally cached and augmented samples as dict batches.
+
+A sample is a dict with fixed keys, whatever model consumes it:
+``image`` (C, H, W) float32, ``mask`` (H, W) int64 class indices, ``fov`` (H, W) bool when the dataset has
+field-of-view masks, ``name`` (the stem) and ``size`` (original H, W).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dualseg.data.descriptions import DatasetDescription
+from dualseg.data.io import read_image, read_mask, to_channels, to_float
+from dualseg.data.scan import Sample
+from dualseg.errors import DualsegError
+
+NORMALIZATIONS = ("zscore", "unit", "imagenet")
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def normalize_image(image: np.ndarray, mode: str) -> np.ndarray:
+    """``zscore``: per image and channel (nnU-Net's default for non-CT); ``unit``: [0, 1]; ``imagenet``: RGB stats."""
+    if mode == "unit":
+        return image
+    if mode == "zscore":
+        mean = image.mean(axis=(0, 1), keepdims=True)
+        std = image.std(axis=(0, 1), keepdims=True)
+        return (image - mean) / np.maximum(std, 1e-6)
+    if mode == "imagenet":
+        if image.shape[-1] != 3:
+            raise DualsegError("normalize 'imagenet' needs 3-channel images; use 'zscore' for gray images")
+        return (image - _IMAGENET_MEAN) / _IMAGENET_STD
+    raise DualsegError(f"unknown normalisation '{mode}'; choose one of {', '.join(NORMALIZATIONS)}")
+
+
+def load_image(path, channels: int, normalize: str) -> np.ndarray:
+    """Read, convert to ``channels``, scale to [0, 1] by the dtype's range, normalise: (H, W, C) float32."""
+    return normalize_image(to_float(to_channels(read_image(path), channels, path), path), normalize)
+
+
+class SegmentationDataset(Dataset):
+    """Image/mask pairs of one split.
+
+    Args:
+        samples: the cases (from :func:`dualseg.data.scan.scan_folder`).
+        description: how masks are encoded and how many channels the model takes.
+        normalize: intensity normalisation (see :func:`normalize_image`).
+        transform: a MONAI dictionary transform (training augmentation) or None.
+        cache_bytes: decoded samples kept in memory up to this many bytes (LRU, per worker process); 0 = off.
+        seed: makes augmentation a pure function of (seed, epoch, index), so runs repeat exactly and a resumed
+            run draws the same augmentations as an uninterrupted one, whatever the worker count.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        description: DatasetDescription,
+        normalize: str = "zscore",
+        transform=None,
+        cache_bytes: int = 0,
+        seed: int | None = None,
+    ) -> None:
+        if not samples:
+            raise DualsegError("this split holds no images; check data.root and the split settings")
+        self.samples = list(samples)
+        self.description = description
+        self.normalize = normalize
+        self.transform = transform
+        self.cache_bytes = cache_bytes
+        self.seed = seed
+        self.epoch = 0
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._cached_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def load_arrays(self, index: int) -> dict[str, np.ndarray]:
+        """Decoded, normalised arrays of one case (cached when enabled)."""
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        s = self.samples[index]
+        arrays = {"image": load_image(s.image, self.description.channels, self.normalize)}
+        size = arrays["image"].shape[:2]
+        if s.mask is not None:
+            mask = self.description.encode_mask(read_mask(s.mask), s.mask)
+            if mask.shape != size:
+                raise DualsegError(
+                    f"size mismatch: image {s.image} is {size[1]}x{size[0]} but mask {s.mask} is "
+                    f"{mask.shape[1]}x{mask.shape[0]} (W x H); masks must match their image"
+                )
+            arrays["mask"] = mask
+        if s.fov is not None:
+            fov = read_mask(s.fov) > 0
+            if fov.shape != size:
+                raise DualsegError(f"size mismatch: FOV mask {s.fov} does not match image {s.image}")
+            arrays["fov"] = fov
+        if self.cache_bytes > 0:
+            nbytes = sum(a.nbytes for a in arrays.values())
+            while self._cache and self._cached_bytes + nbytes > self.cache_bytes:
+                _, old = self._cache.popitem(last=False)
+                self._cached_bytes -= sum(a.nbytes for a in old.values())
+            if nbytes <= self.cache_bytes:
+                self._cache[index] = arrays
+                self._cached_bytes += nbytes
+        return arrays
+
+    def _item_seed(self, index: int) -> int:
+        digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:{index}".encode(), digest_size=4).digest()
+        return int.from_bytes(digest, "little")
+
+    def __getitem__(self, index: int) -> dict:
+        arrays = self.load_arrays(index)
+        size = arrays["image"].shape[:2]
+        data = {"image": torch.from_numpy(np.ascontiguousarray(arrays["image"].transpose(2, 0, 1)))}
+        for key in ("mask", "fov"):
+            if key in arrays:
+                data[key] = torch.from_numpy(arrays[key].astype(np.int64 if key == "mask" else np.uint8))[None]
+        if self.transform is not None:
+            if self.seed is not None:
+                self.transform.set_random_state(seed=self._item_seed(index))
+            data = self.transform(data)
+        item = {"image": torch.as_tensor(data["image"], dtype=torch.float32).contiguous()}
+        if "mask" in data:
+            item["mask"] = torch.as_tensor(data["mask"])[0].round().long()
+        if "fov" in data:
+            item["fov"] = torch.as_tensor(data["fov"])[0] > 0.5
+        item["name"] = self.samples[index].stem
+        item["size"] = torch.tensor(size)
+        return item

@@ -1,0 +1,71 @@
+"""Find image/mask pairs in a dataset folder and name every layout problem (missing partner, duplicate stem)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dualseg.data.io import IMAGE_EXTENSIONS
+from dualseg.errors import DualsegError
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One case: its stem and the paths of its image, mask (if any) and field-of-view mask (if any)."""
+
+    stem: str
+    image: Path
+    mask: Path | None = None
+    fov: Path | None = None
+
+
+@dataclass
+class FolderScan:
+    samples: list[Sample] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _index(folder: Path, problems: list[str]) -> dict[str, Path]:
+    by_stem: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if path.stem in by_stem:
+            problems.append(f"duplicate stem '{path.stem}': {by_stem[path.stem].name} and {path.name} in {folder}")
+            continue
+        by_stem[path.stem] = path
+    return by_stem
+
+
+def scan_folder(
+    root: str | Path,
+    image_dir: str = "images",
+    mask_dir: str | None = "masks",
+    fov_dir: str | None = None,
+) -> FolderScan:
+    """Pair ``root/image_dir/<stem>.*`` with ``root/mask_dir/<stem>.*`` (and the FOV mask when configured)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DualsegError(f"dataset folder not found: {root}; set data.root (or --data) to an existing folder")
+    image_folder = root / image_dir
+    if not image_folder.is_dir():
+        raise DualsegError(f"no '{image_dir}/' folder in {root}; a dataset folder holds images/ and masks/")
+    scan = FolderScan()
+    images = _index(image_folder, scan.problems)
+    if not images:
+        raise DualsegError(f"{image_folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    masks: dict[str, Path] = {}
+    if mask_dir is not None:
+        mask_folder = root / mask_dir
+        if not mask_folder.is_dir():
+            raise DualsegError(f"no '{mask_dir}/' folder in {root}; a dataset folder holds images/ and masks/")
+        masks = _index(mask_folder, scan.problems)
+        for stem in sorted(set(masks) - set(images)):
+            scan.problems.append(f"mask without image: {masks[stem]}")
+    fovs = _index(root / fov_dir, scan.problems) if fov_dir and (root / fov_dir).is_dir() else {}
+    for stem, image in images.items():
+        if mask_dir is not None and stem not in masks:
+            scan.problems.append(f"image without mask: {image}")
+            continue
+        scan.samples.append(Sample(stem, image, masks.get(stem), fovs.get(stem)))
+    return scan

@@ -1,0 +1,1 @@
+"""Engine: config, training loop, schedules, checkpoints, evaluation."""

@@ -1,0 +1,308 @@
+"""The training engine: knows nothing of any paper; a method is a model + its loss terms + a recipe config.
+
+Run directory layout (``output_dir``)::
+
+    config.yaml          the resolved config
+    split.json           the train/val/test stems (reused on resume)
+    metrics.csv          one row per epoch: lr, losses, validation metrics, time
+    tensorboard/         TensorBoard event files
+    checkpoints/last.pt  written atomically after every epoch (resume point)
+    checkpoints/best.pt  the best validation epoch (``train.monitor``)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm import tqdm
+
+import dualseg
+from dualseg.data.build import DataBundle, make_dataset, prepare_data, split_meta
+from dualseg.data.descriptions import description_to_dict
+from dualseg.data.splits import save_split
+from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from dualseg.engine.config import Config, config_from_dict, dump_config
+from dualseg.engine.evaluator import evaluate_dataset
+from dualseg.engine.precision import autocast, resolve_precision
+from dualseg.engine.schedules import Schedule
+from dualseg.engine.seed import resolve_device, seed_everything
+from dualseg.errors import DualsegError
+from dualseg.losses import build_loss
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def build_model_from_config(cfg: Config, description) -> torch.nn.Module:
+    """The model of a config; channels and classes default to the dataset description's."""
+    in_channels = cfg.model.in_channels or description.channels
+    num_classes = cfg.model.num_classes or description.num_classes
+    return dualseg.create_model(cfg.model.name, in_channels=in_channels, num_classes=num_classes, **cfg.model.args)
+
+
+def make_optimizer(cfg: Config, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    o = cfg.train.optimizer
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+    cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+    return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, **fused)
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps completed
+    best: float = -math.inf
+    best_epoch: int = -1
+    stale_epochs: int = 0
+    train_seconds: float = 0.0
+
+
+def _check_run_dir(out: Path, cfg: Config, resume: bool, force: bool) -> Config:
+    last = out / CHECKPOINT_DIR / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise DualsegError(f"--resume: no checkpoint at {last}; start a new run without --resume")
+        saved = config_from_dict(load_checkpoint(last)["config"])
+        if dump_config(saved) != dump_config(cfg) and not force:
+            raise DualsegError(
+                f"--resume: the config differs from the one {out} was trained with; resume with the same config, "
+                "or add --force to continue with the new one"
+            )
+        return cfg if force else saved
+    if last.is_file():
+        raise DualsegError(f"{out} already holds a run; use --resume to continue it, or choose another output_dir")
+    return cfg
+
+
+def _move(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+class Trainer:
+    def __init__(self, cfg: Config, resume: bool = False, force: bool = False, progress: bool = True) -> None:
+        self.out = Path(cfg.output_dir)
+        self.cfg = _check_run_dir(self.out, cfg, resume, force)
+        self.resume = resume
+        self.progress = progress
+
+    # --- setup -------------------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg.seed, cfg.train.deterministic)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.device = resolve_device(cfg.train.device)
+        self.bundle: DataBundle = prepare_data(cfg, self.out / "split.json")
+        self.model = build_model_from_config(cfg, self.bundle.description).to(self.device)
+        self.loss_fn = build_loss(cfg.loss).to(self.device)
+        self.train_set = make_dataset(cfg, self.bundle, "train", train=True)
+        eval_split = "test" if cfg.train.select_on == "test" else "val"
+        if cfg.train.select_on == "test":
+            tqdm.write("WARNING: selecting checkpoints on the TEST split (paper reproduction); recorded in the run.")
+        self.eval_split = eval_split
+        has_eval = bool(self.bundle.split[eval_split])
+        self.eval_set = make_dataset(cfg, self.bundle, eval_split, train=False) if has_eval else None
+        n = len(self.train_set)
+        bs = cfg.train.batch_size
+        self.iters = cfg.train.iters_per_epoch or max(1, n // bs)
+        self.optimizer = make_optimizer(cfg, self.model, self.device)
+        sched = cfg.train.schedule
+        per_iter = sched.step == "iter"
+        total = cfg.train.epochs * (self.iters if per_iter else 1)
+        warmup = sched.warmup_epochs * (self.iters if per_iter else 1)
+        self.schedule = Schedule(self.optimizer, sched, total, warmup)
+        self.amp_dtype = resolve_precision(cfg.train.precision, self.device)
+        if cfg.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.state = TrainState()
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.resume:
+            self._load(self.out / CHECKPOINT_DIR / "last.pt")
+        else:
+            atomic_write_text(self.out / "config.yaml", dump_config(cfg))
+            save_split(self.bundle.split, self.out / "split.json", split_meta(cfg, self.bundle))
+
+    def _loader(self, epoch: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        self.train_set.set_epoch(epoch)
+        bs = self.cfg.train.batch_size
+        sampler = RandomSampler(self.train_set, num_samples=self.iters * bs, generator=generator)
+        workers = self.cfg.data.num_workers
+        return DataLoader(
+            self.train_set, batch_size=bs, sampler=sampler, num_workers=workers, drop_last=True,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+        )
+
+    # --- checkpoints --------------------------------------------------------------------------------------------
+    def _checkpoint_state(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "format": "dualseg-checkpoint-1",
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": torch.get_rng_state(),
+            "trainer": vars(s).copy(),
+            "config": self.cfg.to_dict(),
+            "model_name": self.cfg.model.name,
+            "in_channels": self.model.in_channels,
+            "num_classes": self.model.num_classes,
+            "description": description_to_dict(self.bundle.description),
+            "select_on": self.cfg.train.select_on,
+        }
+
+    def _load(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        self.state = TrainState(**state["trainer"])
+        self._truncate_metrics(self.state.epoch)
+
+    def _truncate_metrics(self, epochs_done: int) -> None:
+        """Drop metrics.csv rows of epochs after the checkpoint, so a resumed run's log equals an uninterrupted one."""
+        path = self.out / "metrics.csv"
+        if not path.is_file():
+            return
+        rows = list(csv.reader(path.read_text().splitlines()))
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= epochs_done]
+        buf = io.StringIO()
+        csv.writer(buf).writerows(kept)
+        atomic_write_text(path, buf.getvalue())
+
+    def _log_row(self, row: dict[str, Any]) -> None:
+        path = self.out / "metrics.csv"
+        text = path.read_text() if path.is_file() else ""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(row))
+        if not text:
+            writer.writeheader()
+        writer.writerow(row)
+        atomic_write_text(path, text + buf.getvalue())
+
+    # --- the loop -----------------------------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        cfg = self.cfg
+        self.model.train()
+        sums: dict[str, float] = {}
+        per_iter = cfg.train.schedule.step == "iter"
+        bar = tqdm(self._loader(epoch), total=self.iters, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        for i, batch in enumerate(bar):
+            if per_iter:
+                self.schedule.set(self.state.step)
+            batch = _move(batch, self.device)
+            if not cfg.eval.use_fov:
+                batch.pop("fov", None)
+            image = batch["image"]
+            if cfg.train.channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, self.amp_dtype):
+                outputs = self.model(image)
+            loss, parts = self.loss_fn({k: v.float() for k, v in outputs.items()}, batch)
+            if not torch.isfinite(loss):
+                raise DualsegError(
+                    f"the loss became {float(loss)} at epoch {epoch + 1}, iteration {i + 1}; the last good "
+                    "checkpoint is kept. Lower train.optimizer.lr, enable train.grad_clip, or check the data"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.train.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.state.step += 1
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.4f}")
+        return {k: v / self.iters for k, v in sums.items()}
+
+    def fit(self) -> dict[str, Any]:
+        """Train until ``train.epochs``, early stopping or the time limit; return the final trainer state."""
+        self._setup()
+        from torch.utils.tensorboard import SummaryWriter
+
+        cfg = self.cfg
+        writer = SummaryWriter(str(self.out / "tensorboard"))
+        s = self.state
+        try:
+            while s.epoch < cfg.train.epochs:
+                epoch = s.epoch
+                if cfg.train.schedule.step == "epoch":
+                    self.schedule.set(epoch)
+                t0 = time.perf_counter()
+                losses = self._train_epoch(epoch)
+                row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
+                row.update({f"train_{k}": round(v, 6) for k, v in losses.items()})
+                metrics = self._validate(epoch)
+                row.update(metrics)
+                s.epoch += 1
+                s.train_seconds += time.perf_counter() - t0
+                row["time_s"] = round(s.train_seconds, 1)
+                self._select(metrics.get(f"{self.eval_split}_{cfg.train.monitor}"))
+                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
+                self._log_row(row)
+                for k, v in row.items():
+                    if k != "epoch" and isinstance(v, int | float):
+                        writer.add_scalar(k, v, epoch + 1)
+                msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                tqdm.write(msg)
+                if cfg.train.early_stopping and s.stale_epochs >= cfg.train.early_stopping:
+                    tqdm.write(f"early stopping: no improvement of {cfg.train.monitor} for {s.stale_epochs} epochs")
+                    break
+                if cfg.train.time_limit_min and s.train_seconds >= cfg.train.time_limit_min * 60:
+                    tqdm.write(f"time limit reached ({s.train_seconds / 60:.1f} min)")
+                    break
+        finally:
+            writer.close()
+        return vars(s)
+
+    def _validate(self, epoch: int) -> dict[str, float]:
+        cfg = self.cfg
+        last_epoch = epoch + 1 == cfg.train.epochs
+        if self.eval_set is None or ((epoch + 1) % cfg.train.val_every and not last_epoch):
+            return {}
+        resize = cfg.data.resize
+        summary = evaluate_dataset(self.model, self.eval_set, cfg.eval, self.device, resize=resize,
+                                   amp_dtype=self.amp_dtype)
+        out = {f"{self.eval_split}_{k}": round(v, 6) for k, v in summary["mean"].items() if v is not None}
+        for name, values in summary["per_class"].items():
+            if values["dice"]["mean"] is not None:
+                out[f"{self.eval_split}_dice_{name}"] = round(values["dice"]["mean"], 6)
+        return out
+
+    def _select(self, value: float | None) -> None:
+        """Keep checkpoints/best.pt for the best monitored value (the last epoch when there is no validation)."""
+        s = self.state
+        if value is None and self.eval_set is not None:
+            return
+        improved = value is None or value > s.best
+        if value is not None:
+            self.schedule.observe(value)
+        if improved:
+            s.best = -math.inf if value is None else value
+            s.best_epoch = s.epoch
+            s.stale_epochs = 0
+            save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "best.pt")
+        else:
+            s.stale_epochs += 1
+
+
+def train(cfg: Config, resume: bool = False, force: bool = False, progress: bool = True) -> dict[str, Any]:
+    return Trainer(cfg, resume=resume, force=force, progress=progress).fit()

@@ -1,0 +1,1 @@
+"""Inference: whole-image / sliding-window prediction, loading trained models, writers."""

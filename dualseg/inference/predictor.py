@@ -1,0 +1,57 @@
+"""Run a model on whole images of any size: pad to the model's divisor (or slide a window), undo resize and pad."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _pad_to(x: Tensor, divisor: int) -> tuple[Tensor, tuple[int, int]]:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % divisor, (-w) % divisor
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph))
+    return x, (h, w)
+
+
+def _seg(model: nn.Module, x: Tensor) -> Tensor:
+    return model(x)["seg"]
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    image: Tensor,
+    *,
+    roi_size: Sequence[int] | None = None,
+    overlap: float = 0.5,
+    resize: Sequence[int] | None = None,
+) -> Tensor:
+    """Segmentation logits ``(N, C, H, W)`` at the input's own size.
+
+    ``resize``: the model was trained on images resized to (H, W); the input is resized the same way and the
+    logits are resized back (bilinear). ``roi_size``: sliding-window inference with Gaussian blending (MONAI)
+    instead of one whole-image pass; otherwise the image is zero-padded to the model's ``size_divisor``.
+    """
+    size = image.shape[-2:]
+    x = F.interpolate(image, size=tuple(resize), mode="bilinear", align_corners=False) if resize else image
+    divisor = getattr(model, "size_divisor", 1)
+    if roi_size is not None:
+        from monai.inferers import sliding_window_inference
+
+        x, unpadded = _pad_to(x, divisor)
+        logits = sliding_window_inference(
+            x, tuple(roi_size), sw_batch_size=4, predictor=lambda t: _seg(model, t), overlap=overlap, mode="gaussian"
+        )
+    else:
+        x, unpadded = _pad_to(x, divisor)
+        logits = _seg(model, x)
+    if logits.shape[-2:] != x.shape[-2:]:  # models predicting at another resolution (e.g. 2x for SR methods)
+        logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    logits = logits[..., : unpadded[0], : unpadded[1]]
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    return logits

@@ -1,0 +1,45 @@
+"""Writing predictions: masks in the dataset's own encoding, and overlays people can look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dualseg.data.io import write_png_atomic
+
+# Distinct colours for classes 1..N (class 0 is left transparent when it is the background).
+PALETTE = np.array(
+    [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
+     [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128]],
+    dtype=np.uint8,
+)
+
+
+def display_image(image: np.ndarray) -> np.ndarray:
+    """Any (H, W, C) image as 8-bit RGB for display (per-image min-max over all channels)."""
+    img = image[..., :3].astype(np.float32)
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    lo, hi = float(img.min()), float(img.max())
+    return ((img - lo) / max(hi - lo, 1e-8) * 255).round().astype(np.uint8)
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, background: int | None = 0, alpha: float = 0.45) -> np.ndarray:
+    """Blend class colours onto the image; ``background`` pixels stay uncoloured."""
+    rgb = display_image(image).astype(np.float32)
+    shift = 1 if background is None else 0  # with no background class, class 0 gets a colour too
+    colours = PALETTE[(np.arange(labels.max(initial=0) + 1) + shift) % len(PALETTE)]
+    coloured = colours[labels].astype(np.float32)
+    mask = np.ones(labels.shape, bool) if background is None else labels != background
+    rgb[mask] = (1 - alpha) * rgb[mask] + alpha * coloured[mask]
+    return rgb.round().astype(np.uint8)
+
+
+def write_prediction(
+    out_dir: Path, stem: str, encoded_mask: np.ndarray, image: np.ndarray, labels: np.ndarray,
+    background: int | None, with_overlay: bool = True,
+) -> None:
+    write_png_atomic(encoded_mask, out_dir / f"{stem}.png")
+    if with_overlay:
+        write_png_atomic(overlay(image, labels, background), out_dir / "overlays" / f"{stem}.png")

@@ -1,0 +1,17 @@
+"""Losses: registered segmentation losses (``ce``, ``bce``, ``dice``) and their weighted composition."""
+
+from __future__ import annotations
+
+from dualseg.losses import segmentation  # noqa: F401  (registers the losses)
+from dualseg.losses.composite import TERM_KEYS, CompositeLoss, LossTerm, build_loss
+from dualseg.losses.segmentation import BinaryCrossEntropyLoss, CrossEntropyLoss, DiceLoss
+
+__all__ = [
+    "TERM_KEYS",
+    "BinaryCrossEntropyLoss",
+    "CompositeLoss",
+    "CrossEntropyLoss",
+    "DiceLoss",
+    "LossTerm",
+    "build_loss",
+]

@@ -1,0 +1,8 @@
+"""Segmentation models. Importing this package registers every model in ``dualseg.registry.MODELS``."""
+
+from __future__ import annotations
+
+from dualseg.models import baselines  # noqa: F401  (registers the baselines)
+from dualseg.models.base import SegmentationModel
+
+__all__ = ["SegmentationModel"]

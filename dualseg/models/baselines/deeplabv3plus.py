@@ -1,0 +1,180 @@
+"""DeepLabV3+ (Chen et al., ECCV 2018, arXiv:1802.02611) on a timm ResNet encoder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.models import adapt_input_conv
+from timm.models import load_state_dict as timm_load_state_dict
+
+from dualseg.errors import DualsegError, did_you_mean
+from dualseg.models.base import SegmentationModel
+from dualseg.models.blocks import ASPP, ConvNormAct, init_weights
+from dualseg.registry import MODELS
+
+DEFAULT_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
+
+
+def create_encoder(name: str, in_channels: int, output_stride: int, pretrained: bool) -> nn.Module:
+    """timm feature extractor returning the stride-4 and the deepest (stride ``output_stride``) feature maps."""
+    if not timm.is_model(name):
+        raise DualsegError(
+            f"deeplabv3plus: unknown timm encoder '{name}'{did_you_mean(name, timm.list_models())}; "
+            "use a ResNet such as resnet18, resnet34, resnet50 or resnet101"
+        )
+    try:
+        encoder = timm.create_model(
+            name,
+            features_only=True,
+            out_indices=(1, 4),
+            output_stride=output_stride,
+            in_chans=in_channels,
+            pretrained=pretrained,
+        )
+    except OSError as e:  # no network / no cached weights (huggingface_hub raises OSError subclasses)
+        raise DualsegError(
+            f"deeplabv3plus: could not fetch ImageNet weights for '{name}' ({type(e).__name__}); when offline, "
+            "download them elsewhere and pass pretrained_path=<file>, or use pretrained=False"
+        ) from e
+    except TypeError as e:  # architectures without output_stride / features_only support
+        raise DualsegError(f"deeplabv3plus: timm model '{name}' cannot serve as a dilated encoder: {e}") from e
+    reductions = encoder.feature_info.reduction()
+    if list(reductions) != [4, output_stride]:
+        raise DualsegError(
+            f"deeplabv3plus: encoder '{name}' gives features at strides {reductions}, need [4, {output_stride}]; "
+            "use a ResNet-family encoder"
+        )
+    return encoder
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike[str], in_channels: int) -> None:
+    """Load a local weights file (``.pth``/``.pt``/``.bin`` or ``.safetensors``) into a timm feature encoder.
+
+    Accepts a plain timm state dict (classifier keys such as ``fc.*`` are dropped), a dict wrapping it under
+    ``state_dict``/``model``, ``module.``-prefixed keys, or an ``encoder.``-prefixed dualseg state dict. A first
+    convolution with another input channel count (e.g. RGB ImageNet weights, ``in_channels=1``) is adapted as timm
+    does (summed for 1 channel, repeated and rescaled otherwise).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DualsegError(f"deeplabv3plus: pretrained_path '{path}' does not exist or is not a file")
+    try:
+        state = timm_load_state_dict(path)
+    except Exception as e:  # pickle / safetensors / zip errors all mean "not a weights file we can read"
+        raise DualsegError(f"deeplabv3plus: cannot read weights from '{path}': {type(e).__name__}: {e}") from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DualsegError(f"deeplabv3plus: '{path}' does not hold a state dict of tensors")
+
+    own = encoder.state_dict()
+    if not any(k in own for k in state) and any(k.startswith("encoder.") for k in state):
+        state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
+    cfg = getattr(encoder, "pretrained_cfg", None) or {}
+    classifier = cfg.get("classifier", "fc")
+    state = {k: v for k, v in state.items() if k in own or not k.startswith(f"{classifier}.")}
+
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise DualsegError(
+            f"deeplabv3plus: weights in '{path}' do not match the encoder: {len(missing)} missing key(s) "
+            f"{missing[:5]}, {len(unexpected)} unexpected key(s) {unexpected[:5]}; is it the same architecture?"
+        )
+    first_conv = f"{cfg.get('first_conv', 'conv1')}.weight"
+    w = state.get(first_conv)
+    if w is not None and w.ndim == 4 and w.shape[1] != in_channels:
+        state[first_conv] = adapt_input_conv(in_channels, w, base_chans=w.shape[1])
+    wrong = [
+        f"{k}: file {tuple(state[k].shape)}, model {tuple(v.shape)}"
+        for k, v in own.items()
+        if state[k].shape != v.shape
+    ]
+    if wrong:
+        raise DualsegError(f"deeplabv3plus: weights in '{path}' have wrong shapes: {'; '.join(wrong[:3])}")
+    encoder.load_state_dict(state, strict=True)
+
+
+class DeepLabV3PlusDecoder(nn.Module):
+    """ASPP on the deep features, upsample to the low-level (stride-4) features reduced to 48 channels by a 1x1
+    conv, concatenate, two 3x3 ``ConvNormAct``, 1x1 classifier. Returns logits at the low-level resolution."""
+
+    def __init__(
+        self,
+        low_ch: int,
+        high_ch: int,
+        num_classes: int,
+        channels: int = 256,
+        rates: Sequence[int] = (6, 12, 18),
+        aspp_dropout: float = 0.5,
+        low_proj_ch: int = 48,
+    ) -> None:
+        super().__init__()
+        self.aspp = ASPP(high_ch, channels, rates, dropout=aspp_dropout)
+        self.low_proj = ConvNormAct(low_ch, low_proj_ch, 1)
+        self.fuse = nn.Sequential(
+            ConvNormAct(channels + low_proj_ch, channels, 3),
+            ConvNormAct(channels, channels, 3),
+        )
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+        init_weights(self)
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        y = F.interpolate(self.aspp(high), size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classifier(self.fuse(torch.cat([self.low_proj(low), y], dim=1)))
+
+
+@MODELS.register("deeplabv3plus")
+class DeepLabV3Plus(SegmentationModel):
+    """DeepLabV3+ (Chen, Zhu, Papandreou, Schroff & Adam, "Encoder-Decoder with Atrous Separable Convolution for
+    Semantic Image Segmentation", ECCV 2018) with a timm ResNet encoder.
+
+    ASPP on the deepest features (stride ``output_stride``), upsampled to the stride-4 low-level features (reduced
+    to 48 channels by a 1x1 conv), concatenated, two 3x3 convs, a 1x1 classifier, upsampled to the input size.
+    Decoder convolutions are regular (not depthwise-separable) 3x3 convolutions.
+
+    Options:
+        encoder: timm ResNet name (resnet18/34/50/101, resnext, seresnet, ...).
+        pretrained: load timm's ImageNet weights (downloads them; needs network or the HF cache).
+        pretrained_path: local weights file for the encoder (offline use); overrides ``pretrained``.
+        output_stride: 16 or 8 (dilated last stage(s)); also the ``size_divisor``, so the feature grids align.
+        aspp_rates: atrous rates; default (6, 12, 18) at output stride 16 and (12, 24, 36) at 8.
+        decoder_channels: width of ASPP and decoder.
+        aspp_dropout: dropout after the ASPP projection.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        encoder: str = "resnet50",
+        pretrained: bool = False,
+        pretrained_path: str | os.PathLike[str] | None = None,
+        output_stride: int = 16,
+        aspp_rates: Sequence[int] | None = None,
+        decoder_channels: int = 256,
+        aspp_dropout: float = 0.5,
+    ) -> None:
+        super().__init__(in_channels, num_classes)
+        if output_stride not in DEFAULT_RATES:
+            raise DualsegError(f"deeplabv3plus: output_stride must be 8 or 16, got {output_stride!r}")
+        if not isinstance(decoder_channels, int) or decoder_channels < 1:
+            raise DualsegError(f"deeplabv3plus: decoder_channels must be a positive integer, got {decoder_channels!r}")
+        self.size_divisor = output_stride
+        self.encoder_name = encoder
+        self.encoder = create_encoder(encoder, in_channels, output_stride, pretrained and pretrained_path is None)
+        if pretrained_path is not None:
+            load_encoder_weights(self.encoder, pretrained_path, in_channels)
+        low_ch, high_ch = self.encoder.feature_info.channels()
+
+        rates = DEFAULT_RATES[output_stride] if aspp_rates is None else tuple(aspp_rates)
+        self.decoder = DeepLabV3PlusDecoder(low_ch, high_ch, num_classes, decoder_channels, rates, aspp_dropout)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.check_input(x)
+        low, high = self.encoder(x)
+        y = self.decoder(low, high)
+        return {"seg": F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)}
