@@ -31,7 +31,7 @@ def describe(cfg: Config) -> DatasetDescription:
     description = resolve_description(cfg.data.root, cfg.data.dataset)
     return with_overrides(
         description, image_dir=cfg.data.image_dir, mask_dir=cfg.data.mask_dir, fov_dir=cfg.data.fov_dir,
-        instance_masks=True if cfg.data.mask_dir == "instance_masks" else None,
+        instance_masks=cfg.data.instance_masks,
     )
 
 

@@ -95,7 +95,7 @@ class DatasetDescription:
 
     def decode_labels(self, labels: np.ndarray) -> np.ndarray:
         """Class indices back to the stored encoding (e.g. 1 -> 255), for writing predicted masks."""
-        if self.mask_values is None or self.instance_masks:
+        if self.mask_values is None:
             return labels.astype(np.uint8 if self.num_classes <= 256 else np.uint16)
         inverse = np.zeros(self.num_classes, dtype=np.int64)
         for value, index in self.mask_values.items():
@@ -142,14 +142,20 @@ def infer_description(root: str | Path, max_files: int = 64) -> DatasetDescripti
 
     scan = scan_folder(root, image_dir="images", mask_dir="masks")
     if not scan.samples:
-        raise DualsegError(f"no image/mask pairs found under {root}; expected images/ and masks/ with matching stems")
+        found = f": {'; '.join(scan.problems[:3])}" if scan.problems else ""
+        raise DualsegError(
+            f"no image/mask pairs found under {root}{found}; expected images/ and masks/ with matching stems"
+        )
     sample = scan.samples[:: max(1, len(scan.samples) // max_files)][:max_files]
     channels = 1
     values: set[int] = set()
     for s in sample:
-        img = read_image(s.image)
+        try:
+            img, mask = read_image(s.image), read_mask(s.mask)
+        except DualsegError:
+            continue  # unreadable files are reported by check-data / refused by the dataset, not guessed from
         channels = max(channels, 3 if img.shape[-1] >= 3 else 1)
-        values.update(np.unique(read_mask(s.mask)).tolist())
+        values.update(np.unique(mask).tolist())
     if values <= {0, 255}:
         return DatasetDescription(Path(root).name, channels, ("background", "foreground"), {0: 0, 255: 1})
     if values <= {0, 1}:
@@ -158,7 +164,7 @@ def infer_description(root: str | Path, max_files: int = 64) -> DatasetDescripti
     if n > 64:
         raise DualsegError(
             f"{root}: masks hold values up to {n - 1}, too many for class indices; instance masks? "
-            "set data.dataset to a description with instance_masks, or convert the masks"
+            "set data.instance_masks=true (reduced to one foreground class), or convert the masks"
         )
     return DatasetDescription(Path(root).name, channels, ("background", *[f"class_{i}" for i in range(1, n)]))
 
@@ -265,7 +271,8 @@ register_description(
         test_fraction=0.1,
         val_fraction=0.1 / 0.9,
         notes="2018 Data Science Bowl stage-1 test images with released masks (65); RGBA alpha dropped; "
-        "instance ids in instance_masks/ (set data.mask_dir=instance_masks to read them, reduced to semantic).",
+        "instance ids in instance_masks/ (data.mask_dir=instance_masks with data.instance_masks=true reads them, "
+        "reduced to semantic).",
     )
 )
 

@@ -1,8 +1,8 @@
 """Train/val/test splits: the dataset's default, seeded fractions, seeded k-fold, or a JSON file.
 
 Every strategy is group-aware: when the dataset description defines a group key (ACDC patient, CVC-ClinicDB video
-sequence), all images of one group land in the same split. The test set is chosen first (the official one where it
-exists, else a seeded fraction) and never overlaps validation.
+sequence), all images of one group land in the same split, and fractions count groups. The test set is chosen first
+(the official one where it exists, else a seeded fraction) and never overlaps validation.
 """
 
 from __future__ import annotations
@@ -26,19 +26,16 @@ def _groups(stems: Sequence[str], group_key: Callable[[str], str] | None) -> dic
 
 
 def _take_fraction(groups: dict[str, list[str]], fraction: float, rng: random.Random) -> tuple[list[str], list[str]]:
-    """Shuffle groups and take whole groups until ``fraction`` of the images (rounded) is reached."""
+    """Shuffle the groups and take ``round(fraction * number of groups)`` of them (at least one if fraction > 0).
+
+    Fractions count groups (patients, sequences), not images; without a group key every image is its own group.
+    """
     keys = sorted(groups)
     rng.shuffle(keys)
-    total = sum(len(groups[k]) for k in keys)
-    target = round(fraction * total)
-    taken: list[str] = []
-    count = 0
-    for key in keys:
-        if count >= target:
-            break
-        taken.append(key)
-        count += len(groups[key])
-    return taken, [k for k in keys if k not in set(taken)]
+    n = round(fraction * len(keys))
+    if fraction > 0 and len(keys) > 1:
+        n = min(max(n, 1), len(keys) - 1)
+    return keys[:n], keys[n:]
 
 
 def make_split(

@@ -60,6 +60,7 @@ class DataConfig:
     image_dir: str | None = None
     mask_dir: str | None = None
     fov_dir: str | None = None
+    instance_masks: bool | None = None  # masks hold instance ids (e.g. dsb2018's instance_masks/): reduce to foreground
     normalize: Literal["zscore", "unit", "imagenet"] = "zscore"
     patch_size: list[int] | None = None  # random training crops (H, W); None = whole images
     resize: list[int] | None = None  # resize inputs to (H, W) before the model; logits go back to original size
@@ -121,7 +122,7 @@ class EvalConfig:
 @dataclass
 class Config:
     name: str = "run"
-    output_dir: str = "runs/run"
+    output_dir: str | None = None  # default: runs/<name>
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -159,7 +160,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is Literal:
         if value not in args:
             choices = [str(a) for a in args]
-            raise DualsegError(f"{key}: '{value}' is not one of {', '.join(choices)}{did_you_mean(str(value), choices)}")
+            hint = did_you_mean(str(value), choices)
+            raise DualsegError(f"{key}: '{value}' is not one of {', '.join(choices)}{hint}")
         return value
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
@@ -232,6 +234,8 @@ def _check_values(cfg: Config) -> None:
 def config_from_dict(data: dict[str, Any]) -> Config:
     cfg = _build(Config, data)
     _check_values(cfg)
+    if cfg.output_dir is None:
+        cfg.output_dir = f"runs/{cfg.name}"
     return cfg
 
 

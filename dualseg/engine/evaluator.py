@@ -15,7 +15,7 @@ from tqdm import tqdm
 from dualseg.data.dataset import SegmentationDataset
 from dualseg.engine.checkpoint import atomic_write_text
 from dualseg.engine.config import EvalConfig
-from dualseg.engine.precision import autocast
+from dualseg.engine.precision import autocast, resolve_precision
 from dualseg.errors import DualsegError
 from dualseg.inference.predictor import predict_logits
 from dualseg.metrics import confusion_counts, logits_to_labels, num_labels_for, summarize
@@ -81,7 +81,9 @@ def evaluate_run(
     device = resolve_device("auto")
     model = trained.model.to(device)
     dataset = make_dataset(cfg, bundle, split, train=False)
-    summary = evaluate_dataset(model, dataset, cfg.eval, device, resize=cfg.data.resize, progress=progress)
+    amp_dtype = resolve_precision(cfg.train.precision, device)  # as during training, so the numbers agree
+    summary = evaluate_dataset(model, dataset, cfg.eval, device, resize=cfg.data.resize, progress=progress,
+                               amp_dtype=amp_dtype)
     summary.update(
         split=split,
         checkpoint=str(trained.checkpoint),

@@ -256,8 +256,10 @@ class Trainer:
                 s.train_seconds += time.perf_counter() - t0
                 row["time_s"] = round(s.train_seconds, 1)
                 self._select(metrics.get(f"{self.eval_split}_{cfg.train.monitor}"))
-                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
+                # The log row first, then the checkpoint: a crash between the two is undone on resume (rows after
+                # the checkpoint's epoch are dropped), so metrics.csv always matches an uninterrupted run.
                 self._log_row(row)
+                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
                 for k, v in row.items():
                     if k != "epoch" and isinstance(v, int | float):
                         writer.add_scalar(k, v, epoch + 1)

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from dualseg.data.dataset import load_image
 from dualseg.data.io import IMAGE_EXTENSIONS, read_image
+from dualseg.engine.precision import autocast, resolve_precision
 from dualseg.errors import DualsegError
 from dualseg.inference.loading import load_trained
 from dualseg.inference.predictor import predict_logits
@@ -40,13 +41,15 @@ def predict_folder(
     dev = resolve_device(device)
     trained = load_trained(model_path, which, dev)
     cfg, description = trained.config, trained.description
+    amp_dtype = resolve_precision(cfg.train.precision, dev)
     out = Path(output_dir)
     written = []
     for path in tqdm(files, desc="predict", disable=not progress):
         image = load_image(path, trained.model.in_channels, cfg.data.normalize)
         x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None].to(dev)
-        logits = predict_logits(trained.model, x, roi_size=cfg.eval.roi_size, overlap=cfg.eval.overlap,
-                                resize=cfg.data.resize)
+        with autocast(dev, amp_dtype):
+            logits = predict_logits(trained.model, x, roi_size=cfg.eval.roi_size, overlap=cfg.eval.overlap,
+                                    resize=cfg.data.resize)
         labels = logits_to_labels(logits)[0].cpu().numpy()
         write_prediction(out, path.stem, description.decode_labels(labels), read_image(path), labels,
                          description.background, overlays)

@@ -47,7 +47,9 @@ class SegmentationModel(nn.Module):
 
 
 def nearest_valid(size: int, divisor: int) -> str:
-    """The valid sizes just below and above ``size`` for a divisor, e.g. '496 or 512'."""
+    """The valid sizes just below and above ``size`` for a divisor, e.g. '496 or 512' (or ``size`` when valid)."""
+    if size % divisor == 0:
+        return str(size)
     low = (size // divisor) * divisor
     high = low + divisor
     return f"{low} or {high}" if low > 0 else str(high)

@@ -1,0 +1,48 @@
+"""Collect benchmarks/results/<machine>/*.json into the Markdown table of benchmarks/RESULTS.md.
+
+    python benchmarks/summarize.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def fmt(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
+
+
+def main() -> None:
+    lines = [
+        "# Accuracy within a training-time budget",
+        "",
+        "Produced by `python benchmarks/train_accuracy.py CONFIG --split SPLIT` (one JSON per run under",
+        "`results/<machine>/`) and collected here by `python benchmarks/summarize.py`. Dice per class is the mean ±",
+        "sample std over images (per-image convention, NaN-skip); 'pooled' is the Dice of the confusion counts summed",
+        "over the split. Training time excludes start-up and the final evaluation.",
+        "",
+        "| config | machine | precision | epochs | training min | split (images) | class | Dice mean ± std "
+        "| pooled Dice |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(ROOT.glob("results/*/*.json")):
+        r = json.loads(path.read_text())
+        m = r["machine"]
+        where = f"{m['gpu'] or m['cpu']} ({m['cores']} threads), torch {m['torch']}"
+        split = f"{r['split']} ({r['n_images']}{', in FOV' if r.get('fov') else ''})"
+        for cls, mean in r["per_class_dice"].items():
+            lines.append(
+                f"| `{r['config']}` | {where} | {m['precision']} | {r['epochs']} | {r['training_minutes']} | {split} "
+                f"| {cls} | {fmt(mean, r['per_class_dice_std'][cls])} | {fmt(r['dataset_level_dice'][cls], None)} |"
+            )
+    (ROOT / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Accuracy-within-a-time-budget benchmark: train a shipped config, evaluate it, record the figures and the machine.
+
+    python benchmarks/train_accuracy.py configs/isbi2012/unet.yaml --split val
+    python benchmarks/train_accuracy.py configs/drive/unet.yaml --split test
+
+Writes ``benchmarks/results/<machine>/<config-name>.json`` (and a line in ``benchmarks/results/<machine>/README.md``
+is up to the person committing it). The run directory is ``benchmarks/runs/<config-name>`` (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from dualseg.engine.config import load_config
+from dualseg.engine.evaluator import evaluate_run
+from dualseg.engine.precision import resolve_precision
+from dualseg.engine.trainer import train
+
+ROOT = Path(__file__).resolve().parent
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "cores": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "precision": str(resolve_precision("auto", torch.device("cuda" if gpu else "cpu"))),
+    }
+
+
+def machine_tag(info: dict) -> str:
+    if info["gpu"]:
+        return info["gpu"].lower().replace(" ", "-")
+    return f"cpu-{info['cores']}core"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    name = Path(args.config).parent.name + "_" + Path(args.config).stem
+    run_dir = ROOT / "runs" / name
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    cfg = load_config(args.config, [*args.overrides, f"output_dir={run_dir}"])
+    info = machine()
+    t0 = time.perf_counter()
+    state = train(cfg, progress=False)
+    wall = time.perf_counter() - t0
+    summary, _ = evaluate_run(run_dir, args.split, progress=False)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    result = {
+        "config": args.config,
+        "overrides": args.overrides,
+        "commit": commit.strip(),
+        "machine": info,
+        "training_minutes": round(state["train_seconds"] / 60, 2),
+        "wall_minutes_incl_setup": round(wall / 60, 2),
+        "epochs": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "split": args.split,
+        "n_images": summary["n_images"],
+        "fov": summary.get("fov", False),
+        "convention": summary["convention"],
+        "mean": summary["mean"],
+        "std": summary["std"],
+        "per_class_dice": {c: v["dice"]["mean"] for c, v in summary["per_class"].items()},
+        "per_class_dice_std": {c: v["dice"]["std"] for c, v in summary["per_class"].items()},
+        "dataset_level_dice": {c: v["dice"] for c, v in summary["dataset_level"]["per_class"].items()},
+    }
+    out = ROOT / "results" / machine_tag(info) / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Integration: training on real data lowers the loss; an interrupted run resumes to the uninterrupted result."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+import dualseg.engine.trainer as trainer_module
+from dualseg.engine.config import load_config
+from dualseg.engine.trainer import Trainer, _move
+from dualseg.errors import DualsegError
+
+TINY = [
+    "model.args={channels: [8, 16, 32]}",
+    "data.patch_size=[64, 64]",
+    "train.batch_size=2",
+    "train.iters_per_epoch=2",
+    "train.precision=fp32",
+    "train.threads=1",
+]
+
+
+def _cfg(data_root, out, *extra):
+    return load_config(None, [f"data.root={data_root / 'isbi2012'}", f"output_dir={out}", *TINY, *extra])
+
+
+def test_loss_falls_on_real_data(data_root, tmp_path):
+    trainer = Trainer(_cfg(data_root, tmp_path / "run", "train.optimizer.lr=0.01"), progress=False)
+    trainer._setup()
+    batch = _move(next(iter(trainer._loader(0))), trainer.device)
+    losses = []
+    for _ in range(3):  # two optimizer steps, three evaluations of the same batch
+        loss, _ = trainer.loss_fn(trainer.model(batch["image"]), batch)
+        losses.append(float(loss))
+        trainer.optimizer.zero_grad()
+        loss.backward()
+        trainer.optimizer.step()
+    assert losses[2] < losses[1] < losses[0]
+
+
+def _rows(path):
+    with open(path) as f:
+        return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(f)]
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(data_root, tmp_path, monkeypatch):
+    full = Trainer(_cfg(data_root, tmp_path / "full", "train.epochs=3"), progress=False)
+    full.fit()
+
+    crashed = _cfg(data_root, tmp_path / "crash", "train.epochs=3")
+    real_save = trainer_module.save_checkpoint
+    calls = {"last": 0}
+
+    def crash_on_second_last(state, path):
+        if path.name == "last.pt":
+            calls["last"] += 1
+            if calls["last"] == 2:
+                raise KeyboardInterrupt("simulated kill while writing the epoch-2 checkpoint")
+        real_save(state, path)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", crash_on_second_last)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(crashed, progress=False).fit()
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    assert len(_rows(tmp_path / "crash/metrics.csv")) == 2  # row 2 was logged, its checkpoint never landed
+
+    resumed = Trainer(crashed, resume=True, progress=False)
+    state = resumed.fit()
+    assert state["epoch"] == 3
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert _rows(tmp_path / "full/metrics.csv") == _rows(tmp_path / "crash/metrics.csv")
+
+
+def test_run_directory_guards(data_root, tmp_path):
+    cfg = _cfg(data_root, tmp_path / "run", "train.epochs=1")
+    Trainer(cfg, progress=False).fit()
+    with pytest.raises(DualsegError, match="already holds a run"):
+        Trainer(cfg, progress=False)
+    changed = _cfg(data_root, tmp_path / "run", "train.epochs=2")
+    with pytest.raises(DualsegError, match="config differs"):
+        Trainer(changed, resume=True, progress=False)
+    assert Trainer(changed, resume=True, force=True, progress=False).fit()["epoch"] == 2
+    with pytest.raises(DualsegError, match="no checkpoint"):
+        Trainer(_cfg(data_root, tmp_path / "other"), resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_without_overwriting(data_root, tmp_path, monkeypatch):
+    real_build = trainer_module.build_loss
+
+    def nan_loss(spec):
+        loss = real_build(spec)
+
+        def forward(outputs, batch):
+            total, parts = type(loss).forward(loss, outputs, batch)
+            return total * float("nan"), parts
+
+        loss.forward = forward
+        return loss
+
+    monkeypatch.setattr(trainer_module, "build_loss", nan_loss)
+    with pytest.raises(DualsegError, match="loss became nan"):
+        Trainer(_cfg(data_root, tmp_path / "run", "train.epochs=1"), progress=False).fit()
+    assert not (tmp_path / "run/checkpoints/last.pt").exists()
+
+
+def test_early_stopping_and_best_checkpoint(data_root, tmp_path, monkeypatch):
+    scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])
+
+    def fake_eval(*args, **kwargs):
+        return {"mean": {"dice": next(scores)}, "per_class": {}}
+
+    monkeypatch.setattr(trainer_module, "evaluate_dataset", fake_eval)
+    cfg = _cfg(data_root, tmp_path / "run", "train.epochs=5", "train.early_stopping=2")
+    state = Trainer(cfg, progress=False).fit()
+    assert state["epoch"] == 4 and state["best_epoch"] == 2 and state["best"] == 0.7
+    best = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=True)
+    assert best["trainer"]["epoch"] == 2
