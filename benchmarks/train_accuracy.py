@@ -11,46 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import torch
-
+from dualseg.benchmark import machine, machine_tag
 from dualseg.engine.config import load_config
 from dualseg.engine.evaluator import evaluate_run
-from dualseg.engine.precision import resolve_precision
 from dualseg.engine.trainer import train
 
 ROOT = Path(__file__).resolve().parent
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "cpu": cpu,
-        "cores": torch.get_num_threads(),
-        "gpu": gpu,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "precision": str(resolve_precision("auto", torch.device("cuda" if gpu else "cpu"))),
-    }
-
-
-def machine_tag(info: dict) -> str:
-    if info["gpu"]:
-        return info["gpu"].lower().replace(" ", "-")
-    return f"cpu-{info['cores']}core"
 
 
 def main() -> None:

@@ -13,11 +13,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     import dualseg
 
     print(f"{'model':<24} {'parameters':>14}")
     for name in dualseg.list_models():
-        model = dualseg.create_model(name, in_channels=args.in_channels, num_classes=args.num_classes)
+        with torch.device("meta"):  # count without allocating or initialising weights
+            model = dualseg.create_model(name, in_channels=args.in_channels, num_classes=args.num_classes)
         n = sum(p.numel() for p in model.parameters())
         print(f"{name:<24} {n:>14,}")
     return 0

@@ -10,6 +10,7 @@ from dualseg.data.dataset import SegmentationDataset
 from dualseg.data.descriptions import DatasetDescription, resolve_description, with_overrides
 from dualseg.data.scan import Sample, scan_folder
 from dualseg.data.splits import load_split, make_split
+from dualseg.data.sr_pairs import SRSpec
 from dualseg.data.transforms import build_train_transform
 from dualseg.engine.config import Config
 from dualseg.errors import DualsegError
@@ -80,7 +81,21 @@ def split_meta(cfg: Config, bundle: DataBundle) -> dict:
     }
 
 
+def sr_spec(cfg: Config) -> SRSpec | None:
+    sr = cfg.data.sr
+    if sr.mode == "none":
+        return None
+    targets = Path(sr.targets_dir) if sr.targets_dir else None
+    return SRSpec(sr.mode, sr.scale, sr.mask_at, targets, cfg.data.normalize)
+
+
+def input_scale(cfg: Config) -> float:
+    """How much the model input is scaled relative to the original image (1/scale for SR 'downsample' mode)."""
+    return 1 / cfg.data.sr.scale if cfg.data.sr.mode == "downsample" else 1.0
+
+
 def make_dataset(cfg: Config, bundle: DataBundle, name: str, train: bool) -> SegmentationDataset:
+    """Training datasets augment (and build SR pairs); evaluation datasets give original images and masks."""
     transform = None
     if train:
         patch = tuple(cfg.data.patch_size) if cfg.data.patch_size else None
@@ -93,6 +108,7 @@ def make_dataset(cfg: Config, bundle: DataBundle, name: str, train: bool) -> Seg
         transform=transform,
         cache_bytes=cfg.data.cache_mb * 2**20,
         seed=cfg.seed if train else None,
+        sr=sr_spec(cfg) if train else None,
     )
 
 

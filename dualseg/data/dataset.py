@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from dualseg.data.descriptions import DatasetDescription
 from dualseg.data.io import read_image, read_mask, to_channels, to_float
 from dualseg.data.scan import Sample
+from dualseg.data.sr_pairs import SRSpec, from_hr_stack, load_target, to_hr_stack
 from dualseg.errors import DualsegError
 
 NORMALIZATIONS = ("zscore", "unit", "imagenet")
@@ -56,6 +57,7 @@ class SegmentationDataset(Dataset):
         cache_bytes: decoded samples kept in memory up to this many bytes (LRU, per worker process); 0 = off.
         seed: makes augmentation a pure function of (seed, epoch, index), so runs repeat exactly and a resumed
             run draws the same augmentations as an uninterrupted one, whatever the worker count.
+        sr: super-resolution pairs (adds ``hr_image``; see :mod:`dualseg.data.sr_pairs`), or None.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class SegmentationDataset(Dataset):
         transform=None,
         cache_bytes: int = 0,
         seed: int | None = None,
+        sr: SRSpec | None = None,
     ) -> None:
         if not samples:
             raise DualsegError("this split holds no images; check data.root and the split settings")
@@ -75,6 +78,9 @@ class SegmentationDataset(Dataset):
         self.transform = transform
         self.cache_bytes = cache_bytes
         self.seed = seed
+        self.sr = sr
+        if sr is not None:
+            sr.check_targets()
         self.epoch = 0
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self._cached_bytes = 0
@@ -106,6 +112,8 @@ class SegmentationDataset(Dataset):
             if fov.shape != size:
                 raise DualsegError(f"size mismatch: FOV mask {s.fov} does not match image {s.image}")
             arrays["fov"] = fov
+        if self.sr is not None and self.sr.mode == "teacher":
+            arrays["hr_image"] = load_target(self.sr, s.stem, arrays["image"].shape)
         if self.cache_bytes > 0:
             nbytes = sum(a.nbytes for a in arrays.values())
             while self._cache and self._cached_bytes + nbytes > self.cache_bytes:
@@ -127,6 +135,8 @@ class SegmentationDataset(Dataset):
         for key in ("mask", "fov"):
             if key in arrays:
                 data[key] = torch.from_numpy(arrays[key].astype(np.int64 if key == "mask" else np.uint8))[None]
+        if self.sr is not None:
+            data = to_hr_stack(self.sr, data, arrays.get("hr_image"))
         if self.transform is not None:
             if self.seed is not None:
                 self.transform.set_random_state(seed=self._item_seed(index))
@@ -136,6 +146,9 @@ class SegmentationDataset(Dataset):
             item["mask"] = torch.as_tensor(data["mask"])[0].round().long()
         if "fov" in data:
             item["fov"] = torch.as_tensor(data["fov"])[0] > 0.5
+        if self.sr is not None:
+            item["hr_image"] = torch.as_tensor(data["hr_image"], dtype=torch.float32).contiguous()
+            item = from_hr_stack(self.sr, item)
         item["name"] = self.samples[index].stem
         item["size"] = torch.tensor(size)
         return item

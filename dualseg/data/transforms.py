@@ -15,11 +15,12 @@ if TYPE_CHECKING:
     from dualseg.engine.config import AugmentConfig
 
 LABEL_KEYS = ("mask", "fov")
-KEYS = ("image", *LABEL_KEYS)
+KEYS = ("image", *LABEL_KEYS, "hr_image")
+INTENSITY_KEYS = ("image", "hr_image")  # one random draw for input and SR target, so they stay consistent
 
 
 def _modes(keys: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple("bilinear" if k == "image" else "nearest" for k in keys)
+    return tuple("nearest" if k in LABEL_KEYS else "bilinear" for k in keys)
 
 
 def build_train_transform(
@@ -67,10 +68,10 @@ def build_train_transform(
             )
         )
     if aug.intensity:
-        steps.append(mt.RandScaleIntensityd("image", factors=0.2, prob=aug.intensity))
-        steps.append(mt.RandShiftIntensityd("image", offsets=0.2, prob=aug.intensity))
+        steps.append(mt.RandScaleIntensityd(INTENSITY_KEYS, factors=0.2, prob=aug.intensity, allow_missing_keys=True))
+        steps.append(mt.RandShiftIntensityd(INTENSITY_KEYS, offsets=0.2, prob=aug.intensity, allow_missing_keys=True))
     if aug.gamma:
-        steps.append(mt.RandAdjustContrastd("image", gamma=(0.7, 1.5), prob=aug.gamma))
-    if aug.noise:
+        steps.append(mt.RandAdjustContrastd(INTENSITY_KEYS, gamma=(0.7, 1.5), prob=aug.gamma, allow_missing_keys=True))
+    if aug.noise:  # input only: an SR target stays clean
         steps.append(mt.RandGaussianNoised("image", prob=aug.noise, std=0.05))
     return mt.Compose(steps)

@@ -54,6 +54,16 @@ class SplitConfig:
 
 
 @dataclass
+class SRConfig:
+    """Super-resolution pairs for dual-stream methods (see dualseg/data/sr_pairs.py)."""
+
+    mode: Literal["none", "downsample", "teacher"] = "none"
+    scale: int = 2
+    mask_at: Literal["input", "hr"] = "input"  # label resolution: the input's (DRFL) or the HR target's (DS2F)
+    targets_dir: str | None = None  # teacher mode: made by 'dualseg make-sr-targets'
+
+
+@dataclass
 class DataConfig:
     root: str = ""
     dataset: str = "auto"  # a registered description, or 'auto' (by folder name, else inferred)
@@ -67,6 +77,7 @@ class DataConfig:
     num_workers: int = 0
     cache_mb: int = 2048
     split: SplitConfig = field(default_factory=SplitConfig)
+    sr: SRConfig = field(default_factory=SRConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -225,6 +236,8 @@ def _check_values(cfg: Config) -> None:
         size = getattr(cfg.data, key)
         if size is not None and (len(size) != 2 or min(size) <= 0):
             raise DualsegError(f"data.{key} must be two positive integers [H, W], got {size}")
+    if cfg.data.sr.scale < 2:
+        raise DualsegError(f"data.sr.scale must be an integer >= 2, got {cfg.data.sr.scale}")
     if cfg.data.num_workers < 0:
         raise DualsegError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
     if not cfg.loss:

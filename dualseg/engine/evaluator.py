@@ -28,6 +28,7 @@ def evaluate_dataset(
     eval_cfg: EvalConfig,
     device: torch.device,
     resize: Sequence[int] | None = None,
+    input_scale: float = 1.0,
     progress: bool = False,
     amp_dtype: torch.dtype | None = None,
 ) -> dict:
@@ -45,7 +46,7 @@ def evaluate_dataset(
         item = dataset[i]
         with autocast(device, amp_dtype):
             logits = predict_logits(model, item["image"][None].to(device), roi_size=eval_cfg.roi_size,
-                                    overlap=eval_cfg.overlap, resize=resize)
+                                    overlap=eval_cfg.overlap, resize=resize, input_scale=input_scale)
         logits = logits.float()
         pred = logits_to_labels(logits)[0].cpu()
         valid = item.get("fov") if eval_cfg.use_fov else None
@@ -64,7 +65,7 @@ def evaluate_run(
     run_dir: str | Path, split: str = "val", which: str = "best", data_root: str | None = None, progress: bool = True
 ) -> tuple[dict, Path]:
     """Evaluate a run's checkpoint on one split of its own split file; write ``RUN_DIR/eval/<split>/``."""
-    from dualseg.data.build import make_dataset, prepare_data
+    from dualseg.data.build import input_scale, make_dataset, prepare_data
     from dualseg.engine.seed import resolve_device
     from dualseg.inference.loading import load_trained
 
@@ -82,7 +83,8 @@ def evaluate_run(
     model = trained.model.to(device)
     dataset = make_dataset(cfg, bundle, split, train=False)
     amp_dtype = resolve_precision(cfg.train.precision, device)  # as during training, so the numbers agree
-    summary = evaluate_dataset(model, dataset, cfg.eval, device, resize=cfg.data.resize, progress=progress,
+    summary = evaluate_dataset(model, dataset, cfg.eval, device, resize=cfg.data.resize,
+                               input_scale=input_scale(cfg), progress=progress,
                                amp_dtype=amp_dtype)
     summary.update(
         split=split,

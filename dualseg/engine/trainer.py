@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 import dualseg
-from dualseg.data.build import DataBundle, make_dataset, prepare_data, split_meta
+from dualseg.data.build import DataBundle, input_scale, make_dataset, prepare_data, split_meta
 from dualseg.data.descriptions import description_to_dict
 from dualseg.data.splits import save_split
 from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
@@ -280,8 +280,8 @@ class Trainer:
         last_epoch = epoch + 1 == cfg.train.epochs
         if self.eval_set is None or ((epoch + 1) % cfg.train.val_every and not last_epoch):
             return {}
-        resize = cfg.data.resize
-        summary = evaluate_dataset(self.model, self.eval_set, cfg.eval, self.device, resize=resize,
+        summary = evaluate_dataset(self.model, self.eval_set, cfg.eval, self.device, resize=cfg.data.resize,
+                                   input_scale=input_scale(cfg),
                                    amp_dtype=self.amp_dtype)
         out = {f"{self.eval_split}_{k}": round(v, 6) for k, v in summary["mean"].items() if v is not None}
         for name, values in summary["per_class"].items():

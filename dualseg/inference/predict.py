@@ -35,6 +35,7 @@ def predict_folder(
     overlays: bool = True, device: str = "auto", progress: bool = True,
 ) -> list[Path]:
     """Write ``OUTPUT_DIR/<stem>.png`` (the dataset's mask encoding, input size) and ``overlays/<stem>.png``."""
+    from dualseg.data.build import input_scale
     from dualseg.engine.seed import resolve_device
 
     files = list_inputs(inputs)
@@ -49,7 +50,7 @@ def predict_folder(
         x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None].to(dev)
         with autocast(dev, amp_dtype):
             logits = predict_logits(trained.model, x, roi_size=cfg.eval.roi_size, overlap=cfg.eval.overlap,
-                                    resize=cfg.data.resize)
+                                    resize=cfg.data.resize, input_scale=input_scale(cfg))
         labels = logits_to_labels(logits)[0].cpu().numpy()
         write_prediction(out, path.stem, description.decode_labels(labels), read_image(path), labels,
                          description.background, overlays)

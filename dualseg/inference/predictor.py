@@ -29,15 +29,20 @@ def predict_logits(
     roi_size: Sequence[int] | None = None,
     overlap: float = 0.5,
     resize: Sequence[int] | None = None,
+    input_scale: float = 1.0,
 ) -> Tensor:
     """Segmentation logits ``(N, C, H, W)`` at the input's own size.
 
     ``resize``: the model was trained on images resized to (H, W); the input is resized the same way and the
-    logits are resized back (bilinear). ``roi_size``: sliding-window inference with Gaussian blending (MONAI)
-    instead of one whole-image pass; otherwise the image is zero-padded to the model's ``size_divisor``.
+    logits are resized back (bilinear). ``input_scale``: the model takes inputs scaled by this factor (0.5 for
+    super-resolution methods trained on downsampled inputs, area interpolation); logits go back to full size.
+    ``roi_size``: sliding-window inference with Gaussian blending (MONAI) instead of one whole-image pass;
+    otherwise the image is zero-padded to the model's ``size_divisor``.
     """
     size = image.shape[-2:]
     x = F.interpolate(image, size=tuple(resize), mode="bilinear", align_corners=False) if resize else image
+    if input_scale != 1.0:
+        x = F.interpolate(x, scale_factor=input_scale, mode="area" if input_scale < 1 else "bilinear")
     divisor = getattr(model, "size_divisor", 1)
     if roi_size is not None:
         from monai.inferers import sliding_window_inference

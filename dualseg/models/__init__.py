@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dualseg.models import baselines  # noqa: F401  (registers the baselines)
+from dualseg.models import baselines, drfl  # noqa: F401  (registers the baselines and DRFL)
 from dualseg.models.base import SegmentationModel
 
 __all__ = ["SegmentationModel"]

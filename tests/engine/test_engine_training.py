@@ -33,7 +33,7 @@ def test_loss_falls_on_real_data(data_root, tmp_path):
     losses = []
     for _ in range(3):  # two optimizer steps, three evaluations of the same batch
         loss, _ = trainer.loss_fn(trainer.model(batch["image"]), batch)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         trainer.optimizer.zero_grad()
         loss.backward()
         trainer.optimizer.step()

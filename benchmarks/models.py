@@ -1,0 +1,131 @@
+"""Cost of every registered model at the input size its paper uses: parameters, GMACs, latency, throughput, memory.
+
+    python benchmarks/models.py                         # every registered model (and DRFL's variants)
+    python benchmarks/models.py --models unet,unetpp --repeats 3
+    python benchmarks/models.py --device cuda --batch 8
+
+Writes ``benchmarks/results/<machine>/models.json`` (all figures, see ``dualseg.benchmark.benchmark_model``) and
+``benchmarks/results/<machine>/models.md`` (the table). Names in the table below that are not registered are
+skipped, so the script runs before and after a method lands; registered names not in the table get the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import dualseg
+from dualseg.benchmark import benchmark_model, describe_device, machine, machine_tag, resolve_device
+from dualseg.errors import DualsegError
+
+ROOT = Path(__file__).resolve().parent
+
+# (model_args, (H, W), in_channels) per setting, as in each paper's medical-image experiments; 256x256 grey-scale
+# unless stated. DRFL (Xu et al., EAAI 2023): 256 px inputs, the "paper" preset, one row per ablation variant.
+DEFAULT: tuple[dict[str, Any], tuple[int, int], int] = ({}, (256, 256), 1)
+DRFL_VARIANTS = ("ss", "ss_srs", "dfm", "dfm_rftm", "drfl", "drfl_cbam")
+SETTINGS: dict[str, list[tuple[dict[str, Any], tuple[int, int], int]]] = {
+    "unet": [DEFAULT],
+    "attention_unet": [DEFAULT],
+    "unetpp": [DEFAULT],
+    "deeplabv3plus": [DEFAULT],
+    "drfl": [({"variant": v, "preset": "paper"}, (256, 256), 1) for v in DRFL_VARIANTS],
+}
+
+
+def plan(names: list[str] | None) -> list[tuple[str, dict[str, Any], tuple[int, int], int]]:
+    """(name, model_args, size, in_channels) for each requested model that is registered."""
+    registered = dualseg.list_models()
+    if names is None:
+        names = registered
+    else:
+        for n in names:
+            if n not in registered:
+                print(f"skipping '{n}': not registered (known: {', '.join(registered)})", file=sys.stderr)
+        names = [n for n in names if n in registered]
+    return [(n, args, size, ch) for n in names for args, size, ch in SETTINGS.get(n, [DEFAULT])]
+
+
+def markdown(results: list[dict[str, Any]], device: str, batch: int, repeats: int) -> str:
+    on_gpu = not device.startswith("cpu")
+    lines = [
+        "# Model cost",
+        "",
+        f"Device: {device}; torch {torch.__version__}; batch {batch}, median of {repeats} timed runs. "
+        "Produced by `python benchmarks/models.py`.",
+        "GMACs are multiply-accumulates for ONE image (1 MAC = 2 FLOPs; torch.utils.flop_counter counts FLOPs of "
+        "matmul/convolution/attention only); 'eval' is the inference forward, 'train' the train-mode forward "
+        "(dual-stream models run extra streams). Latency: eval forward at the batch. Train img/s: full SGD steps "
+        "(batch >= 2 with BatchNorm). Peak memory (MB, eval / train): "
+        + ("torch.cuda.max_memory_allocated." if on_gpu else "increase of the process's peak RSS (CPU)."),
+        "",
+        "| model | args | input | params (M) | GMACs eval | GMACs train | latency ms | train img/s | peak memory MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        args = ", ".join(f"{k}={v}" for k, v in r["model_args"].items()) or "-"
+        if "error" in r:
+            lines.append(f"| {r['model']} | {args} | {r['input']} | error: {r['error']} | | | | | |")
+            continue
+        h, w = r["input_size"]
+        mem = r["peak_memory_mb"]
+        lines.append(
+            f"| {r['model']} | {args} | {r['in_channels']}x{h}x{w} | {r['params'] / 1e6:.2f} | {r['gmacs']:.2f} "
+            f"| {r['gmacs_train']:.2f} | {r['latency_ms']:.1f} ± {r['latency_ms_std']:.1f} "
+            f"| {r['train_images_per_s']:.2f} | {mem['eval']:.0f} / {mem['train']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=None, help="comma-separated names (default: every registered model)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
+
+    device = resolve_device(args.device)
+    info = machine()
+    if device.type == "cpu":
+        info["gpu"] = None  # a CPU run on a GPU machine is filed under the CPU
+    results: list[dict[str, Any]] = []
+    for name, model_args, size, channels in plan(names):
+        print(f"benchmarking {name} {json.dumps(model_args)} {size[0]}x{size[1]} ...", file=sys.stderr, flush=True)
+        try:
+            r = benchmark_model(name, input_size=size, batch=args.batch, in_channels=channels, device=device,
+                                model_args=model_args, warmup=args.warmup, repeats=args.repeats)
+        except (DualsegError, RuntimeError) as e:  # record and go on: one broken model must not hide the others
+            traceback.print_exc()
+            results.append({"model": name, "model_args": model_args, "input": f"{channels}x{size[0]}x{size[1]}",
+                            "error": f"{type(e).__name__}: {e}".splitlines()[0]})
+            continue
+        print(f"  {r['params'] / 1e6:.2f} M params, {r['gmacs']:.2f} GMACs, {r['latency_ms']:.1f} ms, "
+              f"{r['train_images_per_s']:.2f} train img/s", file=sys.stderr, flush=True)
+        results.append(r)
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    out_dir = ROOT / "results" / machine_tag(info)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"kind": "model-cost", "commit": commit.strip(), "machine": info, "batch": args.batch,
+              "repeats": args.repeats, "warmup": args.warmup, "results": results}
+    (out_dir / "models.json").write_text(json.dumps(record, indent=1) + "\n")
+    table = markdown(results, describe_device(device), args.batch, args.repeats)
+    (out_dir / "models.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except DualsegError as e:
+        sys.exit(f"error: {e}")

@@ -1,0 +1,83 @@
+"""Peakiness Fusion Attention (PFA) and the PFAM residual block of DRFL (Xu et al., "Dual-stream Representation
+Fusion Learning for accurate medical image segmentation", EAAI 2023, Sec. 3.3, Eq. 14-15, Fig. 4)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dualseg.errors import DualsegError, did_you_mean
+from dualseg.models.blocks.attention import CBAM, ChannelAttention
+from dualseg.models.blocks.conv import ConvNormAct
+
+PFA_MODES = ("paper", "code")
+PFAM_ATTENTIONS = ("pfam", "cbam", "none")
+
+
+class PeakinessFusionAttention(nn.Module):
+    """Peakiness spatial attention, a 1-channel map ``F_spa`` (N, 1, H, W) in [0, 1] (Eq. 14-15).
+
+    ``mode="paper"`` (Eq. 14-15 as written): ``F_peak = F - avgpool(F)`` with avgpool the global spatial mean of
+    each channel; ``F_spa = sigmoid(Conv3x3_{C+1->1}(Concat(Conv3x3_{C->1}(F_peak), F)))``.
+    ``mode="code"`` (the authors' release): ``M`` = per-pixel mean over channels (1 x H x W), ``P = F - M``;
+    ``F_spa = sigmoid(Conv3x3_{2->1}(Concat(Conv3x3_{C->1}(P), M)))``.
+    Both convolutions are bias-free. ``weights(x)`` returns ``F_spa``; ``forward(x)`` returns ``x * F_spa``.
+    """
+
+    def __init__(self, channels: int, mode: str = "paper") -> None:
+        super().__init__()
+        if mode not in PFA_MODES:
+            raise DualsegError(
+                f"unknown pfa_mode '{mode}'{did_you_mean(str(mode), PFA_MODES)}; choose one of {PFA_MODES}"
+            )
+        self.mode = mode
+        self.peak_conv = nn.Conv2d(channels, 1, 3, padding=1, bias=False)
+        fuse_in = channels + 1 if mode == "paper" else 2
+        self.fuse_conv = nn.Conv2d(fuse_in, 1, 3, padding=1, bias=False)
+
+    def peak(self, x: torch.Tensor) -> torch.Tensor:
+        """The peak map (Eq. 14): ``x`` minus its spatial mean (paper) or minus its channel mean (code)."""
+        if self.mode == "paper":
+            return x - F.adaptive_avg_pool2d(x, 1)
+        return x - x.mean(dim=1, keepdim=True)
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial attention map ``F_spa`` (Eq. 15), shape (N, 1, H, W)."""
+        partner = x if self.mode == "paper" else x.mean(dim=1, keepdim=True)
+        return torch.sigmoid(self.fuse_conv(torch.cat([self.peak_conv(self.peak(x)), partner], dim=1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weights(x)
+
+
+class PFAMBlock(nn.Module):
+    """Peakiness Fusion Attention Module (Fig. 4a): ``ReLU(x + A(BN(Conv3x3(ReLU(BN(Conv3x3(x)))))))``.
+
+    ``attention`` picks ``A``: ``"pfam"`` = CBAM channel attention (reduction 16) then
+    :class:`PeakinessFusionAttention` (Eq. 14-15, ``pfa_mode``); ``"cbam"`` = CBAM channel + CBAM spatial
+    attention (Table 7's comparison); ``"none"`` = identity, i.e. two plain convolutions with the residual (the
+    paper's "DFM + RFTM" ablation: "no attention block in PFAM but two simple convolutions"). Convolutions are
+    bias-free with BatchNorm, as in the released code. Channels and size are kept.
+    """
+
+    def __init__(self, channels: int, attention: str = "pfam", pfa_mode: str = "paper") -> None:
+        super().__init__()
+        if attention not in PFAM_ATTENTIONS:
+            raise DualsegError(
+                f"unknown PFAM attention '{attention}'{did_you_mean(str(attention), PFAM_ATTENTIONS)}; "
+                f"choose one of {PFAM_ATTENTIONS}"
+            )
+        self.conv1 = ConvNormAct(channels, channels, 3, norm="batch", act="relu")
+        self.conv2 = ConvNormAct(channels, channels, 3, norm="batch", act=None)
+        if attention == "pfam":
+            self.attention: nn.Module = nn.Sequential(
+                ChannelAttention(channels), PeakinessFusionAttention(channels, pfa_mode)
+            )
+        elif attention == "cbam":
+            self.attention = CBAM(channels)
+        else:
+            self.attention = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.attention(self.conv2(self.conv1(x))))
