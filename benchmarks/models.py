@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent
 # (model_args, (H, W), in_channels) per setting, as in each paper's medical-image experiments; 256x256 grey-scale
 # unless stated. DRFL (Xu et al., EAAI 2023): 256 px inputs, the "paper" preset, one row per ablation variant.
 DEFAULT: tuple[dict[str, Any], tuple[int, int], int] = ({}, (256, 256), 1)
-DRFL_VARIANTS = ("ss", "ss_srs", "dfm", "dfm_rftm", "drfl", "drfl_cbam")
+DRFL_VARIANTS = ("ss", "ss_srs", "ss_srs_rftm", "dfm", "dfm_rftm", "drfl", "drfl_cbam")
 SETTINGS: dict[str, list[tuple[dict[str, Any], tuple[int, int], int]]] = {
     "unet": [DEFAULT],
     "attention_unet": [DEFAULT],

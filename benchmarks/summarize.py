@@ -32,6 +32,8 @@ def main() -> None:
     ]
     for path in sorted(ROOT.glob("results/*/*.json")):
         r = json.loads(path.read_text())
+        if "per_class_dice" not in r:  # other benchmarks (models.json) live beside the accuracy runs
+            continue
         m = r["machine"]
         where = f"{m['gpu'] or m['cpu']} ({m['cores']} threads), torch {m['torch']}"
         split = f"{r['split']} ({r['n_images']}{', in FOV' if r.get('fov') else ''})"
