@@ -5,6 +5,7 @@ Run directory layout (``output_dir``)::
     config.yaml          the resolved config
     split.json           the train/val/test stems (reused on resume)
     metrics.csv          one row per epoch: lr, losses, validation metrics, time
+    curves.png           loss terms and validation Dice per epoch (written when training ends)
     tensorboard/         TensorBoard event files
     checkpoints/last.pt  written atomically after every epoch (resume point)
     checkpoints/best.pt  the best validation epoch (``train.monitor``)
@@ -273,6 +274,10 @@ class Trainer:
                     break
         finally:
             writer.close()
+        if (self.out / "metrics.csv").is_file():
+            from dualseg.report.curves import plot_curves
+
+            plot_curves(self.out / "metrics.csv", self.out / "curves.png", f"{cfg.name} ({cfg.model.name})")
         return vars(s)
 
     def _validate(self, epoch: int) -> dict[str, float]:

@@ -23,7 +23,7 @@ def test_train_evaluate_predict(data_root, tmp_path, capsys):
     assert rc == 0
     assert (run / "checkpoints/best.pt").is_file() and (run / "split.json").is_file()
     assert (run / "config.yaml").is_file() and len((run / "metrics.csv").read_text().splitlines()) == 3
-    assert any((run / "tensorboard").iterdir())
+    assert any((run / "tensorboard").iterdir()) and (run / "curves.png").stat().st_size > 10_000
 
     assert main(["evaluate", str(run), "--split", "val"]) == 0
     summary = json.loads((run / "eval/val/summary.json").read_text())
