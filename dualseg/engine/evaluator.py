@@ -112,23 +112,21 @@ def _per_image_csv(summary: dict) -> str:
 
 
 def format_summary(summary: dict) -> str:
-    """A small text table: per-class mean ± std over images, the foreground mean, and the pooled value."""
-    metrics = ["dice", "iou", "sensitivity", "specificity", "precision", "accuracy"]
-    header = f"{'class':<16}" + "".join(f"{m:>20}" for m in metrics)
-    lines = [header]
+    """A text table: per-class mean ± std over images, then the foreground mean and the pooled (dataset-level) value."""
+    metrics = list(summary["mean"])
+    width = 18
 
     def cell(stats: dict) -> str:
         mean, std = stats.get("mean"), stats.get("std")
         if mean is None:
-            return f"{'n/a':>20}"
-        return f"{mean:>12.4f} ± {std:.4f}" if std is not None else f"{mean:>20.4f}"
+            return f"{'n/a':>{width}}"
+        return f"{mean:>{width - 9}.4f} ± {std:.4f}" if std is not None else f"{mean:>{width}.4f}"
 
-    for name, values in summary["per_class"].items():
-        lines.append(f"{name:<16}" + "".join(cell(values[m]) for m in metrics))
-    mean = summary["mean"]
-    lines.append(f"{'mean (fg)':<16}" + "".join(f"{(mean[m] if mean[m] is not None else float('nan')):>20.4f}"
-                                                for m in metrics))
-    pooled = summary["dataset_level"]["mean"]
-    lines.append(f"{'pooled (fg)':<16}" + "".join(f"{(pooled[m] if pooled[m] is not None else float('nan')):>20.4f}"
-                                                  for m in metrics))
+    def plain(values: dict) -> str:
+        return "".join(f"{(values[m] if values[m] is not None else float('nan')):>{width}.4f}" for m in metrics)
+
+    lines = [f"{'class':<16}" + "".join(f"{m:>{width}}" for m in metrics)]
+    lines += [f"{name:<16}" + "".join(cell(v[m]) for m in metrics) for name, v in summary["per_class"].items()]
+    lines.append(f"{'mean (fg)':<16}" + plain(summary["mean"]))
+    lines.append(f"{'pooled (fg)':<16}" + plain(summary["dataset_level"]["mean"]))
     return "\n".join(lines)

@@ -43,20 +43,18 @@ def predict_logits(
     x = F.interpolate(image, size=tuple(resize), mode="bilinear", align_corners=False) if resize else image
     if input_scale != 1.0:
         x = F.interpolate(x, scale_factor=input_scale, mode="area" if input_scale < 1 else "bilinear")
-    divisor = getattr(model, "size_divisor", 1)
+    x, unpadded = _pad_to(x, getattr(model, "size_divisor", 1))
     if roi_size is not None:
         from monai.inferers import sliding_window_inference
 
-        x, unpadded = _pad_to(x, divisor)
         logits = sliding_window_inference(
             x, tuple(roi_size), sw_batch_size=4, predictor=lambda t: _seg(model, t), overlap=overlap, mode="gaussian"
         )
     else:
-        x, unpadded = _pad_to(x, divisor)
         logits = _seg(model, x)
-    if logits.shape[-2:] != x.shape[-2:]:  # models predicting at another resolution (e.g. 2x for SR methods)
-        logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    logits = logits[..., : unpadded[0], : unpadded[1]]
+    # Crop the padding at the output's own resolution: SR methods predict at a multiple of the input size.
+    ry, rx = logits.shape[-2] / x.shape[-2], logits.shape[-1] / x.shape[-1]
+    logits = logits[..., : round(unpadded[0] * ry), : round(unpadded[1] * rx)]
     if tuple(logits.shape[-2:]) != tuple(size):
         logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
     return logits

@@ -111,7 +111,12 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 MetricFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
-# name -> f(tp, fp, fn, tn) on float64 arrays. Add count-based metrics (MCC, BM, ...) here.
+def _mcc(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> np.ndarray:
+    """Matthews correlation coefficient; NaN when a marginal is empty (0/0), as scikit-learn's 0 is a convention."""
+    return _ratio(tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+
+
+# name -> f(tp, fp, fn, tn) on float64 arrays. Add count-based metrics here.
 METRIC_FUNCTIONS: dict[str, MetricFn] = {
     "dice": lambda tp, fp, fn, tn: _ratio(2 * tp, 2 * tp + fp + fn),
     "iou": lambda tp, fp, fn, tn: _ratio(tp, tp + fp + fn),
@@ -119,17 +124,20 @@ METRIC_FUNCTIONS: dict[str, MetricFn] = {
     "sensitivity": lambda tp, fp, fn, tn: _ratio(tp, tp + fn),
     "specificity": lambda tp, fp, fn, tn: _ratio(tn, tn + fp),
     "precision": lambda tp, fp, fn, tn: _ratio(tp, tp + fp),
+    "mcc": _mcc,
+    "bm": lambda tp, fp, fn, tn: _ratio(tp, tp + fn) + _ratio(tn, tn + fp) - 1,  # informedness (Youden's J)
 }
 
 # The metrics reported by default, in report order.
-METRIC_NAMES: tuple[str, ...] = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision")
+METRIC_NAMES: tuple[str, ...] = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision", "mcc", "bm")
 
 
 def metrics_from_counts(counts: Tensor | np.ndarray, names: Sequence[str] = METRIC_NAMES) -> dict[str, np.ndarray]:
     """Counts of shape ``(..., L, 4)`` -> ``{metric: float64 array of shape (..., L)}``.
 
     dice = 2TP/(2TP+FP+FN), iou = TP/(TP+FP+FN), accuracy = (TP+TN)/all, sensitivity (recall) = TP/(TP+FN),
-    specificity = TN/(TN+FP), precision = TP/(TP+FP). A 0/0 ratio is NaN (e.g. Dice when the class is absent
+    specificity = TN/(TN+FP), precision = TP/(TP+FP), mcc = (TP TN - FP FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)),
+    bm (bookmaker informedness) = sensitivity + specificity - 1. A 0/0 ratio is NaN (e.g. Dice when the class is absent
     from both prediction and reference), never 0 or 1. Pass per-image counts for per-image values, or counts
     summed over images for pooled values.
     """
