@@ -29,8 +29,9 @@ def main() -> None:
     parser.add_argument("config")
     parser.add_argument("--split", default="val")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--tag", default="", help="suffix of the result name, for runs of one config with overrides")
     args = parser.parse_args()
-    name = Path(args.config).parent.name + "_" + Path(args.config).stem
+    name = Path(args.config).parent.name + "_" + Path(args.config).stem + (f"_{args.tag}" if args.tag else "")
     run_dir = ROOT / "runs" / name
     if run_dir.exists():
         shutil.rmtree(run_dir)

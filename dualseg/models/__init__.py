@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dualseg.models import baselines, drfl  # noqa: F401  (registers the baselines and DRFL)
+from dualseg.models import baselines, drfl, ds2f  # noqa: F401  (registers the baselines, DRFL and DS2F)
 from dualseg.models.base import SegmentationModel
 
 __all__ = ["SegmentationModel"]

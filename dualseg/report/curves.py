@@ -1,0 +1,43 @@
+"""Training curves from a run's ``metrics.csv``: one panel of loss terms, one of validation metrics."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def plot_curves(metrics_csv: str | Path, out_png: str | Path, title: str | None = None) -> Path:
+    """Plot every ``train_*`` column (loss terms) and every ``val_*``/``test_*`` metric against the epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{metrics_csv} holds no epochs")
+    epochs = [int(r["epoch"]) for r in rows]
+
+    def series(key: str) -> list[float]:
+        return [float(r[key]) if r.get(key) not in (None, "") else float("nan") for r in rows]
+
+    losses = [k for k in rows[0] if k.startswith("train_")]
+    metrics = [k for k in rows[0] if k.startswith(("val_", "test_")) and "dice" in k]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in losses:
+        axes[0].plot(epochs, series(key), label=key.removeprefix("train_"), lw=2 if key == "train_loss" else 1)
+    axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log", title="loss terms")
+    axes[0].legend(fontsize=8)
+    for key in metrics:
+        axes[1].plot(epochs, series(key), label=key)
+    axes[1].set(xlabel="epoch", ylabel="Dice", title="validation")
+    axes[1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
