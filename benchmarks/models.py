@@ -29,14 +29,19 @@ ROOT = Path(__file__).resolve().parent
 
 # (model_args, (H, W), in_channels) per setting, as in each paper's medical-image experiments; 256x256 grey-scale
 # unless stated. DRFL (Xu et al., EAAI 2023): 256 px inputs, the "paper" preset, one row per ablation variant.
+# DS2F (Qiu et al., TPAMI 2023): RGB fundus patches, a 128x128 low-resolution input predicted at 256x256 (upscale 2);
+# rows for the plain backbone (sr_stream=False), + SR stream, and the full model: eval cost must be equal.
 DEFAULT: tuple[dict[str, Any], tuple[int, int], int] = ({}, (256, 256), 1)
 DRFL_VARIANTS = ("ss", "ss_srs", "ss_srs_rftm", "dfm", "dfm_rftm", "drfl", "drfl_cbam")
+DS2F_ROWS = ({"upscale": 2, "sr_stream": False}, {"upscale": 2, "sfem": "none"}, {"upscale": 2})
 SETTINGS: dict[str, list[tuple[dict[str, Any], tuple[int, int], int]]] = {
     "unet": [DEFAULT],
     "attention_unet": [DEFAULT],
     "unetpp": [DEFAULT],
     "deeplabv3plus": [DEFAULT],
     "drfl": [({"variant": v, "preset": "paper"}, (256, 256), 1) for v in DRFL_VARIANTS],
+    "ds2f_unet": [(args, (128, 128), 3) for args in DS2F_ROWS],
+    "ds2f_deeplabv3plus": [(args, (128, 128), 3) for args in DS2F_ROWS],
 }
 
 
@@ -91,6 +96,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--name", default="models", help="result file stem (results/<machine>/<name>.json/.md)")
     args = parser.parse_args()
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
 
@@ -118,9 +124,9 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"kind": "model-cost", "commit": commit.strip(), "machine": info, "batch": args.batch,
               "repeats": args.repeats, "warmup": args.warmup, "results": results}
-    (out_dir / "models.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out_dir / f"{args.name}.json").write_text(json.dumps(record, indent=1) + "\n")
     table = markdown(results, describe_device(device), args.batch, args.repeats)
-    (out_dir / "models.md").write_text(table)
+    (out_dir / f"{args.name}.md").write_text(table)
     print(table)
 
 
