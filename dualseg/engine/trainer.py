@@ -217,7 +217,7 @@ class Trainer:
             loss, parts = self.loss_fn({k: v.float() for k, v in outputs.items()}, batch)
             if not torch.isfinite(loss):
                 raise DualsegError(
-                    f"the loss became {float(loss)} at epoch {epoch + 1}, iteration {i + 1}; the last good "
+                    f"the loss became {float(loss.detach())} at epoch {epoch + 1}, iteration {i + 1}; the last good "
                     "checkpoint is kept. Lower train.optimizer.lr, enable train.grad_clip, or check the data"
                 )
             self.optimizer.zero_grad(set_to_none=True)

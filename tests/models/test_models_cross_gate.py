@@ -195,3 +195,13 @@ def test_fim_spatial_weight_on_outputs() -> None:
     torch.testing.assert_close(m(seg, sr), w * seg + seg)
     with pytest.raises(DualsegError, match="equally sized"):
         m(seg, torch.randn(2, 3, 6, 6))
+
+
+def test_msconv_pooled_group_is_left_out_of_batch_norm():
+    """Identical samples make the pooled channels' batch variance zero; gradients must stay finite."""
+    from dualseg.models.blocks.cross_gate import MSConv
+
+    block = MSConv(8, groups=4).train()
+    x = torch.randn(1, 8, 6, 6).repeat(4, 1, 1, 1).requires_grad_(True)
+    block(x).square().sum().backward()
+    assert torch.isfinite(x.grad).all() and block.norm.num_features == 6

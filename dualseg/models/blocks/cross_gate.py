@@ -132,16 +132,20 @@ class MSConv(nn.Module):
     The channels are split into ``groups`` = k equal groups (``channels % k == 0``, else a ``DualsegError``):
     group 0 -> 1x1 convolution ("conv1x1"); groups 1..k-2 -> depthwise 3x3 convolution with dilation = padding =
     group index, i.e. 1, 2 for k = 4 ("dilated"; the paper's "group index minus 1" counts from 1); group k-1 ->
-    image pooling ("pool"). Batch norm over all channels, then GELU.
+    image pooling ("pool"). Batch norm, then GELU.
 
     ``branches`` lists the components that are on (Table VI). A component that is off is replaced, per
     ``disabled``: ``"substitute"`` (default, Table VI's protocol) - a missing 1x1 or image-pooling branch becomes a
     depthwise 3x3 convolution ("we demonstrate their necessity by using depthwise convolution substitution";
     dilation = max(group index, 1), continuing the sequence) and missing "dilated" makes the middle groups dense
     (non-depthwise) dilated 3x3 convolutions (Table VI's "DW x" row); ``"identity"`` - the group passes through
-    unchanged. ``kinds`` names what each group got. Note: the image-pooling channels are constant over space, so
-    with batch 1 in training their batch norm sees zero variance and outputs its bias (as in the released code,
-    whose configs train with batch 1); they carry information from batch 2 on.
+    unchanged. ``kinds`` names what each group got.
+
+    Deviation (numerical stability): the batch norm covers every group except the image-pooling one. Those channels
+    are constant over space, so a batch norm over them normalises across the batch only: with batch 1 it erases
+    them (zero variance; the released code, whose configs train with batch 1, does this), and when the samples of a
+    batch agree it divides by a near-zero variance, which blew up the gradients to NaN in bf16 training on DRIVE.
+    The pooled branch keeps its 1x1 convolution's bias instead.
     """
 
     def __init__(
@@ -194,13 +198,15 @@ class MSConv(nn.Module):
             kinds.append(kind)
         self.convs = nn.ModuleList(convs)
         self.kinds = tuple(kinds)
-        self.norm = nn.BatchNorm2d(channels)
+        self.pooled = kinds[-1] == "pool"  # the last group, left out of the batch norm (see the class docstring)
+        self.norm = nn.BatchNorm2d(channels - g if self.pooled else channels)
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(x, self.group_channels, dim=1)
-        y = torch.cat([conv(part) for conv, part in zip(self.convs, parts)], dim=1)
-        return self.act(self.norm(y))
+        parts = [conv(part) for conv, part in zip(self.convs, torch.split(x, self.group_channels, dim=1))]
+        if self.pooled:
+            return self.act(torch.cat([self.norm(torch.cat(parts[:-1], dim=1)), parts[-1]], dim=1))
+        return self.act(self.norm(torch.cat(parts, dim=1)))
 
 
 class SelfAttentionContext(nn.Module):
