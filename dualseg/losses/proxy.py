@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dualseg.errors import DualsegError
-from dualseg.losses.segmentation import check_labels, masked_mean, prepare_seg_inputs
+from dualseg.losses.segmentation import check_labels, masked_mean, prepare_seg_inputs, probs_and_onehot
 from dualseg.registry import LOSSES
 
 
@@ -332,24 +332,9 @@ class GeneralizedDiceLoss(nn.Module):
         )
 
     def forward(self, logits: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
-        target, v = prepare_seg_inputs("gdice", logits, target, valid)
-        num_classes = logits.shape[1]
-        logits = logits.float()
-        if num_classes == 1:
-            check_labels("gdice", target, 2, hint="; a single-logit output expects 0/1 masks")
-            prob = torch.sigmoid(logits)
-            onehot = target.unsqueeze(1).to(prob.dtype)
-            if self.include_background:
-                prob, onehot = torch.cat([1 - prob, prob], dim=1), torch.cat([1 - onehot, onehot], dim=1)
-        else:
-            check_labels("gdice", target, num_classes)
-            prob = torch.softmax(logits, dim=1)
-            onehot = F.one_hot(target, num_classes).permute(0, 3, 1, 2).to(prob.dtype)
-            if not self.include_background:
-                prob, onehot = prob[:, 1:], onehot[:, 1:]
-        if v is not None:
-            m = v.unsqueeze(1).to(prob.dtype)
-            prob, onehot = prob * m, onehot * m
+        prob, onehot = probs_and_onehot(
+            "gdice", logits, target, valid, self.include_background, binary_background=True
+        )
         return self.gdice(prob, onehot)
 
     def extra_repr(self) -> str:

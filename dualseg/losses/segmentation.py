@@ -67,6 +67,37 @@ def masked_mean(loss: Tensor, valid: Tensor | None, weight: Tensor | None = None
     return loss.sum() / denom.sum().clamp_min(torch.finfo(loss.dtype).tiny)
 
 
+def probs_and_onehot(
+    name: str, logits: Tensor, target: Tensor, valid: Tensor | None, include_background: bool,
+    binary_background: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Probabilities and one-hot target for region losses, zeroed outside ``valid``.
+
+    C == 1: sigmoid and the 0/1 target (with ``binary_background`` also the background channel 1 - p, so a binary
+    model gets the loss of the equivalent 2-class model). C >= 2: softmax and one-hot; ``include_background=False``
+    drops class 0.
+    """
+    target, v = prepare_seg_inputs(name, logits, target, valid)
+    num_classes = logits.shape[1]
+    logits = logits.float()
+    if num_classes == 1:
+        check_labels(name, target, 2, hint="; a single-logit output expects 0/1 masks")
+        prob = torch.sigmoid(logits)
+        onehot = target.unsqueeze(1).to(prob.dtype)
+        if binary_background and include_background:
+            prob, onehot = torch.cat([1 - prob, prob], dim=1), torch.cat([1 - onehot, onehot], dim=1)
+    else:
+        check_labels(name, target, num_classes)
+        prob = torch.softmax(logits, dim=1)
+        onehot = F.one_hot(target, num_classes).permute(0, 3, 1, 2).to(prob.dtype)
+        if not include_background:
+            prob, onehot = prob[:, 1:], onehot[:, 1:]
+    if v is not None:
+        m = v.unsqueeze(1).to(prob.dtype)
+        prob, onehot = prob * m, onehot * m
+    return prob, onehot
+
+
 @LOSSES.register("ce")
 class CrossEntropyLoss(nn.Module):
     """Softmax cross entropy for ``C >= 2`` outputs, averaged over valid pixels.
@@ -164,22 +195,7 @@ class DiceLoss(nn.Module):
         )
 
     def forward(self, logits: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
-        target, v = prepare_seg_inputs("dice", logits, target, valid)
-        num_classes = logits.shape[1]
-        logits = logits.float()
-        if num_classes == 1:
-            check_labels("dice", target, 2, hint="; a single-logit output expects 0/1 masks")
-            prob = torch.sigmoid(logits)
-            onehot = target.unsqueeze(1).to(prob.dtype)
-        else:
-            check_labels("dice", target, num_classes)
-            prob = torch.softmax(logits, dim=1)
-            onehot = F.one_hot(target, num_classes).permute(0, 3, 1, 2).to(prob.dtype)
-            if not self.include_background:
-                prob, onehot = prob[:, 1:], onehot[:, 1:]
-        if v is not None:
-            m = v.unsqueeze(1).to(prob.dtype)
-            prob, onehot = prob * m, onehot * m
+        prob, onehot = probs_and_onehot("dice", logits, target, valid, self.include_background)
         return self.dice(prob, onehot)
 
     def extra_repr(self) -> str:
