@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 
 import dualseg
-from dualseg.benchmark import benchmark_model, describe_device, machine, machine_tag, resolve_device
+from dualseg.benchmark import benchmark_model, describe_device, git_commit, machine, machine_tag, resolve_device
 from dualseg.errors import DualsegError
 
 ROOT = Path(__file__).resolve().parent
@@ -119,10 +118,9 @@ def main() -> None:
               f"{r['train_images_per_s']:.2f} train img/s", file=sys.stderr, flush=True)
         results.append(r)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     out_dir = ROOT / "results" / machine_tag(info)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"kind": "model-cost", "commit": commit.strip(), "machine": info, "batch": args.batch,
+    record = {"kind": "model-cost", "commit": git_commit(ROOT), "machine": info, "batch": args.batch,
               "repeats": args.repeats, "warmup": args.warmup, "results": results}
     (out_dir / f"{args.name}.json").write_text(json.dumps(record, indent=1) + "\n")
     table = markdown(results, describe_device(device), args.batch, args.repeats)

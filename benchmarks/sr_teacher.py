@@ -9,13 +9,11 @@ Writes ``benchmarks/results/<machine>/<dataset>_sr_teacher.json``; the run and t
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
-from dualseg.benchmark import machine, machine_tag
+from dualseg.benchmark import git_commit, machine, write_result
 from dualseg.engine.sr_teacher import make_sr_targets, teacher_config, train_sr_teacher
 
 ROOT = Path(__file__).resolve().parent
@@ -38,12 +36,11 @@ def main() -> None:
     t1 = time.perf_counter()
     targets = make_sr_targets(run / "teacher.pt", args.data, run / "targets", progress=False)
     info = machine()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     result = {
         "kind": "sr-teacher",
         "data": args.data,
         "overrides": args.overrides,
-        "commit": commit.strip(),
+        "commit": git_commit(ROOT),
         "machine": info,
         "teacher": summary["model"],
         "epochs": summary["epoch"],
@@ -56,10 +53,7 @@ def main() -> None:
         "bicubic_psnr": summary["bicubic_psnr"],
         "gain_db": round(summary["teacher_psnr"] - summary["bicubic_psnr"], 3),
     }
-    out = ROOT / "results" / machine_tag(info) / f"{name}_sr_teacher.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    write_result(ROOT / "results", info, f"{name}_sr_teacher", result)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,18 @@
     python benchmarks/train_accuracy.py configs/isbi2012/unet.yaml --split val
     python benchmarks/train_accuracy.py configs/drive/unet.yaml --split test
 
-Writes ``benchmarks/results/<machine>/<config-name>.json`` (and a line in ``benchmarks/results/<machine>/README.md``
-is up to the person committing it). The run directory is ``benchmarks/runs/<config-name>`` (not committed).
+Writes ``benchmarks/results/<machine>/<config-name>.json``; ``python benchmarks/summarize.py`` collects them into
+``benchmarks/RESULTS.md``. The run directory is ``benchmarks/runs/<config-name>`` (not committed).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
-from dualseg.benchmark import machine, machine_tag
+from dualseg.benchmark import git_commit, machine, write_result
 from dualseg.engine.config import load_config
 from dualseg.engine.evaluator import evaluate_run
 from dualseg.engine.trainer import train
@@ -41,11 +39,10 @@ def main() -> None:
     state = train(cfg, progress=False)
     wall = time.perf_counter() - t0
     summary, _ = evaluate_run(run_dir, args.split, progress=False)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     result = {
         "config": args.config,
         "overrides": args.overrides,
-        "commit": commit.strip(),
+        "commit": git_commit(ROOT),
         "machine": info,
         "training_minutes": round(state["train_seconds"] / 60, 2),
         "wall_minutes_incl_setup": round(wall / 60, 2),
@@ -61,10 +58,7 @@ def main() -> None:
         "per_class_dice_std": {c: v["dice"]["std"] for c, v in summary["per_class"].items()},
         "dataset_level_dice": {c: v["dice"] for c, v in summary["dataset_level"]["per_class"].items()},
     }
-    out = ROOT / "results" / machine_tag(info) / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    write_result(ROOT / "results", info, name, result)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import json
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -67,6 +69,22 @@ def machine_tag(info: dict[str, Any]) -> str:
     if info["gpu"]:
         return info["gpu"].lower().replace(" ", "-")
     return f"cpu-{info['cores']}core"
+
+
+def git_commit(cwd: str | Path) -> str:
+    """Short hash of the checkout a benchmark ran from ('' outside git), recorded beside its figures."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=cwd)
+    return out.stdout.strip()
+
+
+def write_result(results_dir: str | Path, info: dict[str, Any], name: str, record: dict[str, Any]) -> Path:
+    """Write ``results_dir/<machine tag>/<name>.json`` (and print it); return the path."""
+    out = Path(results_dir) / machine_tag(info) / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, indent=1) + "\n"
+    out.write_text(text)
+    print(text, end="")
+    return out
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
