@@ -13,6 +13,7 @@ from dualseg.models.blocks import (
     AttentionGate,
     ChannelAttention,
     ConvNormAct,
+    DepthwiseConv2d,
     DoubleConv,
     PixelShuffleHead,
     SpatialAttention,
@@ -160,3 +161,21 @@ def test_pixel_shuffle_head_icnr_survives_init_weights() -> None:
     torch.testing.assert_close(y, y[..., ::2, ::2].repeat_interleave(2, -2).repeat_interleave(2, -1))
     with pytest.raises(DualsegError, match="scale"):
         PixelShuffleHead(4, 1, scale=0)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+def test_depthwise_conv_bf16_channels_last_weight_grad_matches_fp32(dilation):
+    """Guards the CPU bf16 + channels_last dilated depthwise weight-gradient bug worked around in DepthwiseConv2d."""
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(16, 3, dilation=dilation)
+    x = torch.randn(2, 16, 24, 24)
+    weights = torch.linspace(0, 1, 2 * 16 * 24 * 24).view(2, 16, 24, 24)
+    (conv(x) * weights).sum().backward()
+    reference = conv.weight.grad.clone()
+    conv.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x.contiguous(memory_format=torch.channels_last))
+    (y.float() * weights).sum().backward()
+    assert y.shape == (2, 16, 24, 24)
+    rel = (conv.weight.grad - reference).abs().max() / reference.abs().max()
+    assert rel < 0.05

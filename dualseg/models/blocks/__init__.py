@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dualseg.models.blocks.aspp import ASPP
 from dualseg.models.blocks.attention import CBAM, AttentionGate, ChannelAttention, SpatialAttention, SqueezeExcite
-from dualseg.models.blocks.conv import ACTS, NORMS, ConvNormAct, DoubleConv, init_weights, make_act, make_norm
+from dualseg.models.blocks.conv import (
+    ACTS,
+    NORMS,
+    ConvNormAct,
+    DepthwiseConv2d,
+    DoubleConv,
+    init_weights,
+    make_act,
+    make_norm,
+)
 from dualseg.models.blocks.upsample import UP_MODES, PixelShuffleHead, UpConv, check_up_mode
 
 __all__ = [
@@ -16,6 +25,7 @@ __all__ = [
     "AttentionGate",
     "ChannelAttention",
     "ConvNormAct",
+    "DepthwiseConv2d",
     "DoubleConv",
     "PixelShuffleHead",
     "SpatialAttention",

@@ -1,4 +1,4 @@
-"""Convolution building blocks: ``ConvNormAct``, the U-Net ``DoubleConv``, norm/activation factories and init."""
+"""Convolution blocks: ``ConvNormAct``, ``DepthwiseConv2d``, the U-Net ``DoubleConv``, norm/act factories, init."""
 
 from __future__ import annotations
 
@@ -51,6 +51,25 @@ def make_act(name: str | None) -> nn.Module:
     if name == "silu":
         return nn.SiLU(inplace=True)
     raise _unknown("activation", name, ACTS)
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """Depthwise ``k x k`` convolution (``groups = channels``), optionally dilated, with "same" padding.
+
+    Works around a PyTorch CPU bug (seen in 2.14): under bf16 autocast, a *dilated* depthwise convolution on a
+    channels_last input returns a wrong weight gradient (off by orders of magnitude, sometimes ~1e19), which made
+    DS2F training diverge to NaN. On the CPU the input of a dilated kernel is therefore made contiguous (NCHW);
+    everywhere else this is a plain ``nn.Conv2d`` with the same parameters and state-dict keys.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3, dilation: int = 1, bias: bool = True) -> None:
+        super().__init__(channels, channels, kernel_size, padding=dilation * (kernel_size - 1) // 2,
+                         dilation=dilation, groups=channels, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and self.dilation != (1, 1):
+            x = x.contiguous()
+        return super().forward(x)
 
 
 class ConvNormAct(nn.Module):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from dualseg.errors import DualsegError, did_you_mean
 from dualseg.models.blocks.aspp import ASPP
 from dualseg.models.blocks.attention import SqueezeExcite
-from dualseg.models.blocks.conv import ConvNormAct
+from dualseg.models.blocks.conv import ConvNormAct, DepthwiseConv2d
 from dualseg.models.blocks.transformer import PatchEmbed, TransformerBlock, Unpatchify
 
 MSCONV_BRANCHES = ("conv1x1", "dilated", "pool")
@@ -184,7 +184,7 @@ class MSConv(nn.Module):
                 elif kind == "pool":
                     convs.append(ImagePool(g))
                 else:
-                    convs.append(nn.Conv2d(g, g, 3, padding=i, dilation=i, groups=g))
+                    convs.append(DepthwiseConv2d(g, 3, dilation=i))
             elif disabled == "identity":
                 kind = "identity"
                 convs.append(nn.Identity())
@@ -194,7 +194,7 @@ class MSConv(nn.Module):
             else:
                 kind = "dw_substitute"
                 d = max(i, 1)
-                convs.append(nn.Conv2d(g, g, 3, padding=d, dilation=d, groups=g))
+                convs.append(DepthwiseConv2d(g, 3, dilation=d))
             kinds.append(kind)
         self.convs = nn.ModuleList(convs)
         self.kinds = tuple(kinds)
@@ -403,7 +403,7 @@ class FIM(nn.Module):
         width = hidden * len(dilations)
         self.fuse = ConvNormAct(seg_ch + sr_ch, width, 1, norm=None, act="relu")
         self.branches = nn.ModuleList(
-            nn.Conv2d(hidden, hidden, 3, padding=d, dilation=d, groups=hidden) for d in dilations
+            DepthwiseConv2d(hidden, 3, dilation=d) for d in dilations
         )
         self.att = nn.Sequential(ConvNormAct(width, hidden, 1, norm=None, act="relu"), nn.Conv2d(hidden, 1, 1))
 
