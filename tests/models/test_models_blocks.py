@@ -168,14 +168,14 @@ def test_depthwise_conv_bf16_channels_last_weight_grad_matches_fp32(dilation):
     """Guards the CPU bf16 + channels_last dilated depthwise weight-gradient bug worked around in DepthwiseConv2d."""
     torch.manual_seed(0)
     conv = DepthwiseConv2d(16, 3, dilation=dilation)
-    x = torch.randn(2, 16, 24, 24)
-    weights = torch.linspace(0, 1, 2 * 16 * 24 * 24).view(2, 16, 24, 24)
+    x = torch.randn(2, 16, 32, 32)  # the bug shows from 32x32 up
+    weights = torch.linspace(0, 1, x.numel()).view_as(x)
     (conv(x) * weights).sum().backward()
     reference = conv.weight.grad.clone()
     conv.zero_grad()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = conv(x.contiguous(memory_format=torch.channels_last))
     (y.float() * weights).sum().backward()
-    assert y.shape == (2, 16, 24, 24)
+    assert y.shape == (2, 16, 32, 32)
     rel = (conv.weight.grad - reference).abs().max() / reference.abs().max()
     assert rel < 0.05
