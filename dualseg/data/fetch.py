@@ -117,6 +117,10 @@ def download(url: str, target: Path, progress: bool = True) -> Path:
     return target
 
 
+def _expected(resource: Resource) -> tuple[str, str]:
+    return ("sha256", resource.sha256.lower()) if resource.sha256 else ("md5", (resource.md5 or "").lower())
+
+
 def verify(resource: Resource, path: Path, url: str, allow_unverified: bool, log: Log) -> None:
     """Compare the file with the catalogue's SHA-256 (or MD5); a mismatch deletes the file and raises."""
     got = file_digests(path)
@@ -128,8 +132,7 @@ def verify(resource: Resource, path: Path, url: str, allow_unverified: bool, log
                 "--allow-unverified to use it (the downloaded file is kept until then)"
             )
         return
-    kind = "sha256" if resource.sha256 else "md5"
-    expected = (resource.sha256 or resource.md5 or "").lower()
+    kind, expected = _expected(resource)
     if got[kind] != expected:
         path.unlink()
         raise DualsegError(
@@ -378,11 +381,9 @@ def _gather_sources(
             raise DualsegError(f"--from path(s) not found: {', '.join(missing)}")
         by_name = {r.filename: r for r in entry.resources}
         for s in sources:
-            if s.is_file() and s.name in by_name and by_name[s.name].verified:
-                verify_copy = by_name[s.name]
+            if s.is_file() and s.name in by_name and by_name[s.name].verified:  # the published file: check it
+                kind, expected = _expected(by_name[s.name])
                 got = file_digests(s)
-                kind = "sha256" if verify_copy.sha256 else "md5"
-                expected = (verify_copy.sha256 or verify_copy.md5 or "").lower()
                 if got[kind] != expected:
                     raise DualsegError(
                         f"checksum mismatch for {s}: expected {kind} {expected}, got {got[kind]}; not the published "
