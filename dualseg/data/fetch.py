@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from dualseg.data.check import DataReport, check_data
@@ -184,6 +185,15 @@ def _binary(mask: np.ndarray, threshold: int = 128) -> np.ndarray:
     return np.where(mask >= threshold, 255, 0).astype(np.uint8)
 
 
+def _decoded_gray(path: Path) -> np.ndarray:
+    """Grey levels as displayed (palette GIFs decoded through their palette, unlike :func:`read_mask`)."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"))
+    except OSError as e:
+        raise DualsegError(f"cannot read image {path}: {e}") from e
+
+
 def _gray(arr: np.ndarray) -> np.ndarray:
     return arr.mean(axis=-1) if arr.ndim == 3 else arr
 
@@ -227,11 +237,11 @@ def convert_drive(roots: Sequence[Path], out: Path, progress: bool) -> list[str]
             unlabeled += 1
             continue
         shutil.copy2(image, _mkdir(out / "images") / image.name)
-        write_png_atomic(_binary(read_mask(manual), 128), out / "masks" / f"{image.stem}.png")
+        write_png_atomic(_binary(_decoded_gray(manual)), out / "masks" / f"{image.stem}.png")
         if fov.is_file():
-            write_png_atomic(_binary(read_mask(fov), 128), out / "fov_masks" / f"{image.stem}.png")
-        if second.is_file():
-            write_png_atomic(_binary(read_mask(second), 128), out / "masks_2nd_observer" / f"{image.stem}.png")
+            write_png_atomic(_binary(_decoded_gray(fov)), out / "fov_masks" / f"{image.stem}.png")
+        if second.is_file():  # its palette decodes to 3/253: thresholded like the others
+            write_png_atomic(_binary(_decoded_gray(second)), out / "masks_2nd_observer" / f"{image.stem}.png")
     return [f"{len(image_files) - unlabeled} labelled images"] + ([f"{unlabeled} without labels"] if unlabeled else [])
 
 

@@ -249,17 +249,19 @@ def test_drive_from_local_folder(tmp_path):
         tifffile.imwrite(folder / "images" / f"{number}_{split}.tif", rng.integers(0, 255, (20, 18, 3), np.uint8))
         (folder / "mask").mkdir(exist_ok=True)
         Image.fromarray(np.full((20, 18), 255, np.uint8)).save(folder / "mask" / f"{number}_{split}_mask.gif")
-        if labelled:
+        if labelled:  # a palette GIF whose indices (0/1) differ from the grey levels they show (3/253)
             (folder / "1st_manual").mkdir(exist_ok=True)
-            vessel = (rng.random((20, 18)) > 0.8).astype(np.uint8) * 255
-            Image.fromarray(vessel).save(folder / "1st_manual" / f"{number}_manual1.gif")
+            vessel = Image.fromarray((rng.random((20, 18)) > 0.8).astype(np.uint8), mode="P")
+            vessel.putpalette([3, 3, 3, 253, 253, 253])
+            vessel.save(folder / "1st_manual" / f"{number}_manual1.gif")
     dest = tmp_path / "out" / "drive"
     dest.parent.mkdir()
     result = fetch_dataset("drive", dest, sources=[src], progress=False, log=lambda m: None)
     assert result.report.pairs == 2 and result.report.fov == 2 and result.report.problems == []
     assert sorted(p.name for p in (dest / "test_images_unlabeled").iterdir()) == ["01_test.tif"]
-    expected = read_mask(src / "training/1st_manual/21_manual1.gif")
-    np.testing.assert_array_equal(read_mask(dest / "masks/21_training.png"), np.where(expected > 127, 255, 0))
+    indices = read_mask(src / "training/1st_manual/21_manual1.gif")
+    assert set(np.unique(indices).tolist()) == {0, 1}
+    np.testing.assert_array_equal(read_mask(dest / "masks/21_training.png"), indices * 255)
 
 
 def test_cvc_swapped_folders_are_put_back(tmp_path):
@@ -341,3 +343,16 @@ def test_zip_with_escaping_member_is_refused(tmp_path):
     with pytest.raises(DualsegError, match="outside the extraction folder"):
         unpack(archive, tmp_path / "into")
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_cli_mirror_url_is_still_verified(server, tmp_path, capsys):
+    data, _ = _kvasir_zip()
+    server.files["/mirror/kvasir-seg.zip"] = data
+    url = server.url("/mirror/kvasir-seg.zip")
+    dest = tmp_path / "kvasir_seg"
+    assert main(["fetch-data", "kvasir_seg", "--dest", str(dest), "--url", f"kvasir-seg.zip={url}"]) == 2
+    err = capsys.readouterr().err
+    assert f"from {url}" in err and CATALOG["kvasir_seg"].resources[0].sha256 in err
+    assert server.requests == [("/mirror/kvasir-seg.zip", None)] and not dest.exists()
+    assert main(["fetch-data", "kvasir_seg", "--dest", str(dest), "--url", "nope.zip=http://x"]) == 2
+    assert "unknown file" in capsys.readouterr().err
