@@ -394,12 +394,15 @@ def _gather_sources(
             if s.is_file() and s.name in by_name and by_name[s.name].verified:  # the published file: check it
                 kind, expected = _expected(by_name[s.name])
                 got = file_digests(s)
-                if got[kind] != expected:
+                if got[kind] == expected:
+                    log(f"{s.name}: {kind} OK")
+                elif allow_unverified:
+                    log(f"{s.name}: not the published file ({kind} {got[kind]}); used as --allow-unverified says")
+                else:
                     raise DualsegError(
                         f"checksum mismatch for {s}: expected {kind} {expected}, got {got[kind]}; not the published "
-                        "file (nothing was installed)"
+                        "file (nothing was installed); a re-packed copy you trust can be used with --allow-unverified"
                     )
-                log(f"{s.name}: {kind} OK")
         return list(sources)
     if entry.registration is not None and not entry.resources:
         raise DualsegError(f"{entry.name} cannot be downloaded directly: {entry.registration}")
@@ -456,7 +459,7 @@ def fetch_dataset(
             if f.is_dir():
                 roots.append(f)
             else:
-                log(f"extracting {f.name}")
+                log(f"unpacking {f.name}")
                 unpack(f, raw / f.name.split(".")[0])
         out.mkdir()
         notes = CONVERTERS[entry.converter](roots, out, progress)

@@ -311,6 +311,10 @@ def test_local_archive_with_wrong_checksum_is_refused(tmp_path):
     with pytest.raises(DualsegError, match="checksum mismatch.*expected sha256 03b30e21"):
         fetch_dataset("kvasir", tmp_path / "kvasir_seg", sources=[archive], progress=False, log=lambda m: None)
     assert not (tmp_path / "kvasir_seg").exists()
+    messages = []
+    fetch_dataset("kvasir", tmp_path / "kvasir_seg", sources=[archive], allow_unverified=True, progress=False,
+                  log=messages.append)
+    assert any("not the published file" in m for m in messages) and (tmp_path / "kvasir_seg/masks").is_dir()
 
 
 def test_acdc_volumes_to_slices(tmp_path):
@@ -356,3 +360,19 @@ def test_cli_mirror_url_is_still_verified(server, tmp_path, capsys):
     assert server.requests == [("/mirror/kvasir-seg.zip", None)] and not dest.exists()
     assert main(["fetch-data", "kvasir_seg", "--dest", str(dest), "--url", "nope.zip=http://x"]) == 2
     assert "unknown file" in capsys.readouterr().err
+
+
+def test_tar_archive_from_local_file(tmp_path):
+    import tarfile
+
+    data, truth = _kvasir_zip()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        zf.extractall(tmp_path / "unzipped")
+    archive = tmp_path / "kvasir-copy.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(tmp_path / "unzipped/Kvasir-SEG", arcname="Kvasir-SEG")
+    dest = tmp_path / "out" / "kvasir_seg"
+    dest.mkdir(parents=True)  # an empty folder may be the destination
+    result = fetch_dataset("kvasir_seg", dest, sources=[archive], progress=False, log=lambda m: None)
+    assert result.report.pairs == 2 and sorted(p.stem for p in (dest / "masks").iterdir()) == sorted(truth)
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["kvasir_seg"]
