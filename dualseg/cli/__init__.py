@@ -6,10 +6,13 @@ import argparse
 import sys
 import traceback
 
+import dualseg.cli.convert_nnunet as convert_nnunet
+import dualseg.cli.fetch_data as fetch_data
 from dualseg.cli import benchmark, check_data, demo, evaluate, make_sr_targets, models, predict, train, train_sr
 from dualseg.errors import DualsegError
 
 VERBS = (models, check_data, train, evaluate, predict, demo, benchmark, train_sr, make_sr_targets)
+VERBS += (fetch_data, convert_nnunet)
 EXIT_ERROR = 2
 
 

@@ -63,7 +63,7 @@ def check_data(root: str | Path, dataset: str = "auto", progress: bool = True) -
     binary_01 = 0
     for s in tqdm(scan.samples, desc="check-data", disable=not progress, leave=False):
         try:
-            image = read_image(s.image)
+            image = read_image(s.image, s.extra_channels)
             to_float(image, s.image)
             mask = read_mask(s.mask)
         except DualsegError as e:

@@ -41,9 +41,10 @@ def normalize_image(image: np.ndarray, mode: str) -> np.ndarray:
     raise DualsegError(f"unknown normalisation '{mode}'; choose one of {', '.join(NORMALIZATIONS)}")
 
 
-def load_image(path, channels: int, normalize: str) -> np.ndarray:
+def load_image(path, channels: int, normalize: str, extra_channels: Sequence = ()) -> np.ndarray:
     """Read, convert to ``channels``, scale to [0, 1] by the dtype's range, normalise: (H, W, C) float32."""
-    return normalize_image(to_float(to_channels(read_image(path), channels, path), path), normalize)
+    image = read_image(path, extra_channels)
+    return normalize_image(to_float(to_channels(image, channels, path), path), normalize)
 
 
 class SegmentationDataset(Dataset):
@@ -97,7 +98,7 @@ class SegmentationDataset(Dataset):
             self._cache.move_to_end(index)
             return self._cache[index]
         s = self.samples[index]
-        arrays = {"image": load_image(s.image, self.description.channels, self.normalize)}
+        arrays = {"image": load_image(s.image, self.description.channels, self.normalize, s.extra_channels)}
         size = arrays["image"].shape[:2]
         if s.mask is not None:
             mask = self.description.encode_mask(read_mask(s.mask), s.mask)

@@ -127,6 +127,10 @@ def get_description(name: str) -> DatasetDescription:
 
 def resolve_description(root: str | Path, name: str = "auto") -> DatasetDescription:
     """The named description, the one registered under the folder's name, or one inferred from the files."""
+    from dualseg.data.nnunet import NNUNET, is_nnunet_dataset, nnunet_description
+
+    if name == NNUNET or (name == "auto" and is_nnunet_dataset(root)):
+        return nnunet_description(root)
     if name != "auto":
         return get_description(name)
     folder = Path(root).name
@@ -151,7 +155,7 @@ def infer_description(root: str | Path, max_files: int = 64) -> DatasetDescripti
     values: set[int] = set()
     for s in sample:
         try:
-            img, mask = read_image(s.image), read_mask(s.mask)
+            img, mask = read_image(s.image, s.extra_channels), read_mask(s.mask)
         except DualsegError:
             continue  # unreadable files are reported by check-data / refused by the dataset, not guessed from
         channels = max(channels, 3 if img.shape[-1] >= 3 else 1)
@@ -302,5 +306,18 @@ register_description(
         val_fraction=1 / 7,
         notes="ACDC cine-MRI slices (16-bit, value/65535), classes 0 bg, 1 RV, 2 Myo, 3 LV; split.csv's val "
         "patients are the held-out test set, validation = 10 of the 70 training patients (by patient).",
+    )
+)
+
+register_description(
+    DatasetDescription(
+        name="kvasir_seg",
+        channels=3,
+        class_names=("background", "polyp"),
+        mask_values=BINARY_0_255,
+        test_fraction=0.1,
+        val_fraction=0.1 / 0.9,
+        notes="Kvasir-SEG polyps: 1,000 JPEG frames with 0/255 masks (binarised from JPEG by fetch-data); no "
+        "official split, seeded 80/10/10.",
     )
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +37,21 @@ def _read_array(path: Path, palette_as_color: bool) -> np.ndarray:
         raise DualsegError(f"cannot read image {path}: {pil_error} (corrupt or truncated file?)") from pil_error
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, extra_channels: Sequence[str | Path] = ()) -> np.ndarray:
     """Read an image as an (H, W, C) array in its stored dtype (uint8, uint16, float32...).
 
-    RGBA keeps its 4 channels here; :func:`to_channels` decides what the model sees.
+    RGBA keeps its 4 channels here; :func:`to_channels` decides what the model sees. ``extra_channels`` are further
+    files of the same case stacked after it along C (nnU-Net's ``_0001``, ``_0002`` ... channel files); channels of
+    different dtypes are each scaled to [0, 1] float32 first.
     """
+    if extra_channels:
+        parts = [read_image(p) for p in (path, *extra_channels)]
+        if any(p.shape[:2] != parts[0].shape[:2] for p in parts):
+            sizes = ", ".join(f"{p.shape[1]}x{p.shape[0]}" for p in parts)
+            raise DualsegError(f"{path}: its channel files differ in size ({sizes}, W x H); they must match")
+        if len({p.dtype for p in parts}) > 1:  # e.g. 16-bit and 8-bit channels: each scaled by its own range
+            parts = [to_float(p, path) for p in parts]
+        return np.concatenate(parts, axis=-1)
     arr = _read_array(Path(path), palette_as_color=True)
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -89,6 +100,8 @@ def to_float(image: np.ndarray, path: str | Path = "") -> np.ndarray:
 def to_channels(image: np.ndarray, channels: int, path: str | Path = "") -> np.ndarray:
     """Convert an (H, W, C) image to the channel count a model expects (RGBA drops alpha; gray<->RGB)."""
     c = image.shape[-1]
+    if c == channels:  # e.g. 2 or 4 modalities of an nnU-Net dataset: no alpha to drop
+        return image
     if c == 4:
         image, c = image[..., :3], 3
     if c == 2:  # gray + alpha

@@ -17,6 +17,7 @@ class Sample:
     image: Path
     mask: Path | None = None
     fov: Path | None = None
+    extra_channels: tuple[Path, ...] = ()  # further channel files stacked after ``image`` (nnU-Net _0001, ...)
 
 
 @dataclass
@@ -48,6 +49,11 @@ def scan_folder(
     if not root.is_dir():
         raise DualsegError(f"dataset folder not found: {root}; set data.root (or --data) to an existing folder")
     image_folder = root / image_dir
+    if image_dir == "images" and not image_folder.is_dir():
+        from dualseg.data.nnunet import is_nnunet_dataset, scan_nnunet
+
+        if is_nnunet_dataset(root):
+            return scan_nnunet(root)
     if not image_folder.is_dir():
         raise DualsegError(f"no '{image_dir}/' folder in {root}; a dataset folder holds images/ and masks/")
     scan = FolderScan()
