@@ -6,10 +6,11 @@ import argparse
 import sys
 import traceback
 
-from dualseg.cli import benchmark, check_data, demo, evaluate, make_sr_targets, models, predict, train, train_sr
+from dualseg.cli import benchmark, check_data, demo, evaluate, export, make_sr_targets, models, predict, train, train_sr
 from dualseg.errors import DualsegError
 
 VERBS = (models, check_data, train, evaluate, predict, demo, benchmark, train_sr, make_sr_targets)
+VERBS += (export,)
 EXIT_ERROR = 2
 
 

@@ -43,3 +43,47 @@ def write_prediction(
     write_png_atomic(encoded_mask, out_dir / f"{stem}.png")
     if with_overlay:
         write_png_atomic(overlay(image, labels, background), out_dir / "overlays" / f"{stem}.png")
+
+
+def _save_npy_atomic(array: np.ndarray, path: Path) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npy", dir=path.parent)
+    os.close(fd)
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_probabilities(
+    out_dir: Path, stem: str, probs: np.ndarray, class_names: list[str], background: int | None, fmt: str = "png",
+) -> None:
+    """Class probabilities ``(L, H, W)`` in [0, 1] under ``out_dir/probabilities/``.
+
+    ``png``: one 16-bit PNG per class, ``<stem>_<class>.png`` = round(p * 65535) (the background class is left
+    out when there is one: it is 1 minus the rest for binary tasks); ``npy``: ``<stem>.npy``, all classes, float16
+    (L, H, W) (resolution 1e-3 near 1, finer near 0).
+    """
+    folder = out_dir / "probabilities"
+    if fmt == "npy":
+        _save_npy_atomic(probs.astype(np.float16), folder / f"{stem}.npy")
+        return
+    names = class_names + [f"class_{c}" for c in range(len(class_names), probs.shape[0])]
+    for c in range(probs.shape[0]):
+        if c == background:
+            continue
+        levels = np.round(np.clip(probs[c], 0, 1) * 65535).astype(np.uint16)
+        write_png_atomic(levels, folder / f"{stem}_{names[c]}.png")
+
+
+def write_sr_image(out_dir: Path, stem: str, image: np.ndarray, bits: int = 8) -> None:
+    """A super-resolved image ``(H, W, C)`` in the input's [0, 1] intensity range as an 8- or 16-bit PNG
+    ``out_dir/sr/<stem>.png`` (values outside [0, 1] are clipped)."""
+    top = 65535 if bits == 16 else 255
+    levels = np.round(np.clip(image, 0, 1) * top).astype(np.uint16 if bits == 16 else np.uint8)
+    write_png_atomic(levels[..., 0] if levels.shape[-1] == 1 else levels, out_dir / "sr" / f"{stem}.png")
