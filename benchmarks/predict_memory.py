@@ -2,6 +2,7 @@
 
     python benchmarks/predict_memory.py                       # sliding-window rows (512x512 windows)
     python benchmarks/predict_memory.py --whole-image         # adds a one-pass row for comparison (several GB)
+    python benchmarks/predict_memory.py --tta                 # adds a flip-TTA row
 
 Each row runs ``dualseg predict`` in its own subprocess on a synthetic image (smooth random RGB, fixed seed) with
 a small-width U-Net package (random weights: memory and time do not depend on the weights) and records the peak
@@ -88,14 +89,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--whole-image", action="store_true", help="also predict in one pass (needs several GB)")
+    parser.add_argument("--tta", action="store_true", help="also a flip-TTA row (four times the compute)")
     parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
 
     rows: list[dict[str, Any]] = [
         {"mode": "sliding window", "roi_size": [512, 512], "overlap": 0.5, "sw_batch_size": 4, "tta": False},
         {"mode": "sliding window", "roi_size": [512, 512], "overlap": 0.25, "sw_batch_size": 1, "tta": False},
-        {"mode": "sliding window + TTA", "roi_size": [512, 512], "overlap": 0.25, "sw_batch_size": 1, "tta": True},
     ]
+    if args.tta:
+        rows.append({"mode": "sliding window + TTA", "roi_size": [512, 512], "overlap": 0.25, "sw_batch_size": 1,
+                     "tta": True})
     if args.whole_image:
         rows.append({"mode": "one pass", "roi_size": None, "overlap": None, "sw_batch_size": None, "tta": False})
     with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:

@@ -71,7 +71,7 @@ class PredictOptions:
 
 
 class _Runner:
-    """Feeds normalised (H, W, C) arrays to the model in batches and returns numpy outputs per image."""
+    """Feeds normalised (C, H, W) arrays to the model in batches and returns numpy outputs per image."""
 
     def __init__(self, loaded: InferenceModel, device: torch.device, options: PredictOptions) -> None:
         self.loaded, self.device, self.options = loaded, device, options
@@ -84,7 +84,11 @@ class _Runner:
                            with_sr=options.sr)
 
     def __call__(self, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        x = torch.from_numpy(np.stack([im.transpose(2, 0, 1) for im in images]))
+        """``images``: normalised (C, H, W) float32 arrays of one size (one image is used without a copy); the list
+        is emptied."""
+        count = len(images)
+        x = torch.from_numpy(images[0][None] if count == 1 else np.stack(images))
+        images.clear()  # the caller's list: full-size inputs are freed once the model is done with them
         if self.kwargs["roi_size"] is None:
             x = x.to(self.device)
         with autocast(self.device, self.amp_dtype):
@@ -92,7 +96,7 @@ class _Runner:
         del x
         labels = out["probs"].argmax(1).to(torch.uint8 if out["probs"].shape[1] <= 256 else torch.int64)
         results = []
-        for i in range(len(images)):
+        for i in range(count):
             item = {"labels": labels[i].cpu().numpy()}
             if self.options.probabilities:
                 item["probs"] = out["probs"][i].cpu().numpy()
@@ -102,32 +106,52 @@ class _Runner:
         return results
 
 
-def _batches(items: Iterator[tuple[str, np.ndarray, object]], size: int) -> Iterator[list]:
-    """Consecutive items whose arrays have the same shape, at most ``size`` per batch."""
+def _batches(items: Iterator[tuple[object, np.ndarray, object]], size: int) -> Iterator[list]:
+    """Consecutive items whose arrays have the same shape, at most ``size`` per batch. A full batch is handed on
+    before the next item is read, so at most one batch of inputs is in memory."""
     batch: list = []
     for item in items:
-        if batch and (len(batch) == size or batch[0][1].shape != item[1].shape):
+        if batch and batch[0][1].shape != item[1].shape:
             yield batch
             batch = []
         batch.append(item)
+        item = None  # noqa: PLW2901 - drop this frame's reference: the consumer frees the input after use
+        if len(batch) == size:
+            yield batch
+            batch = []
     if batch:
         yield batch
 
 
-def denormalize(sr: np.ndarray, raw: np.ndarray, mode: str) -> np.ndarray:
+def denormalize(sr: np.ndarray, stats: tuple[np.ndarray, np.ndarray], mode: str) -> np.ndarray:
     """Undo the input normalisation on an SR image (the SR target was the HR image normalised like the input):
-    ``zscore`` with the input image's own per-channel mean and std, ``imagenet`` with its statistics."""
+    ``zscore`` with the input image's own per-channel ``stats`` (mean, std of its [0, 1] values), ``imagenet``
+    with ImageNet's statistics; ``unit`` images are already in [0, 1]."""
     if mode == "zscore":
-        return sr * np.maximum(raw.std(axis=(0, 1)), 1e-6) + raw.mean(axis=(0, 1))
+        return sr * np.maximum(stats[1], 1e-6) + stats[0]
     if mode == "imagenet":
         return sr * _IMAGENET_STD + _IMAGENET_MEAN
     return sr
 
 
-def _read_2d(path: Path, channels: int) -> tuple[np.ndarray, int]:
+@dataclass
+class _Image2D:
+    """What is kept of a 2D input while it is predicted: the stored pixels (for the overlay), the per-channel
+    mean and std of its [0, 1] values (to bring an SR image back to intensities) and its bit depth."""
+
+    stem: str
+    stored: np.ndarray
+    stats: tuple[np.ndarray, np.ndarray]
+    bits: int
+
+
+def _read_2d(path: Path, channels: int, normalize: str) -> tuple[_Image2D, np.ndarray]:
+    """The kept facts and the model input (C, H, W) float32; no full-size float copy outlives this call."""
     stored = read_image(path)
-    bits = 16 if stored.dtype.itemsize > 1 else 8
-    return to_float(to_channels(stored, channels, path), path), bits
+    raw = to_float(to_channels(stored, channels, path), path)
+    stats = (raw.mean(axis=(0, 1)), raw.std(axis=(0, 1)))
+    x = np.ascontiguousarray(normalize_image(raw, normalize).transpose(2, 0, 1), dtype=np.float32)
+    return _Image2D(path.stem, stored, stats, 16 if stored.dtype.itemsize > 1 else 8), x
 
 
 @torch.no_grad()
@@ -159,23 +183,24 @@ def predict_folder(
     written: list[Path] = []
     images = [p for p in files if not is_nifti(p)]
 
-    def normalised_images() -> Iterator[tuple[str, np.ndarray, tuple]]:
+    def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
         for path in images:
-            raw, bits = _read_2d(path, channels)
-            yield path.stem, normalize_image(raw, loaded.normalize), (raw, bits)
+            yield (*_read_2d(path, channels, loaded.normalize), None)
 
     bar = tqdm(total=len(files), desc="predict", disable=not progress)
-    for batch in _batches(normalised_images(), options.batch_size):
-        for (stem, _, (raw, bits)), result in zip(batch, runner([b[1] for b in batch])):
+    for batch in _batches(model_inputs(), options.batch_size):
+        metas, inputs = [b[0] for b in batch], [b[1] for b in batch]
+        batch.clear()
+        for image, result in zip(metas, runner(inputs)):
             labels = result["labels"]
-            write_prediction(out, stem, loaded.description.decode_labels(labels), raw, labels,
+            write_prediction(out, image.stem, loaded.description.decode_labels(labels), image.stored, labels,
                              loaded.description.background, options.overlays)
             if "probs" in result:
-                write_probabilities(out, stem, result["probs"], list(loaded.description.class_names),
+                write_probabilities(out, image.stem, result["probs"], list(loaded.description.class_names),
                                     loaded.description.background, options.probabilities)
             if "sr" in result:
-                write_sr_image(out, stem, denormalize(result["sr"], raw, loaded.normalize), bits)
-            written.append(out / f"{stem}.png")
+                write_sr_image(out, image.stem, denormalize(result["sr"], image.stats, loaded.normalize), image.bits)
+            written.append(out / f"{image.stem}.png")
             bar.update()
     for path in volumes:
         written.append(_predict_volume(path, loaded, runner, out, options))
@@ -192,12 +217,15 @@ def _predict_volume(path: Path, loaded: InferenceModel, runner: _Runner, out: Pa
 
     def normalised() -> Iterator[tuple[int, np.ndarray, None]]:
         for k, s in enumerate(slices):
-            yield k, normalize_image(to_channels(s[..., None], channels, path), loaded.normalize), None
+            x = normalize_image(to_channels(s[..., None], channels, path), loaded.normalize).transpose(2, 0, 1)
+            yield k, np.ascontiguousarray(x, dtype=np.float32), None
 
     labels = np.zeros(slices.shape, np.uint8)
     probs = None
     for batch in _batches(normalised(), options.batch_size):
-        for (k, _, _), result in zip(batch, runner([b[1] for b in batch])):
+        indices, inputs = [b[0] for b in batch], [b[1] for b in batch]
+        batch.clear()
+        for k, result in zip(indices, runner(inputs)):
             labels[k] = result["labels"]
             if "probs" in result:
                 if probs is None:

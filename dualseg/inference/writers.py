@@ -16,24 +16,32 @@ PALETTE = np.array(
 )
 
 
+ROWS_PER_CHUNK = 256  # overlays are drawn in bands of rows, so a 3504x2336 image needs no full-size float copies
+
+
 def display_image(image: np.ndarray) -> np.ndarray:
     """Any (H, W, C) image as 8-bit RGB for display (per-image min-max over all channels)."""
-    img = image[..., :3].astype(np.float32)
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=-1)
+    img = image[..., :3]
     lo, hi = float(img.min()), float(img.max())
-    return ((img - lo) / max(hi - lo, 1e-8) * 255).round().astype(np.uint8)
+    scale = 255 / max(hi - lo, 1e-8)
+    out = np.empty((*img.shape[:2], 3), np.uint8)
+    for top in range(0, img.shape[0], ROWS_PER_CHUNK):
+        band = (img[top : top + ROWS_PER_CHUNK].astype(np.float32) - lo) * scale
+        out[top : top + ROWS_PER_CHUNK] = band.round().astype(np.uint8)  # 1 channel broadcasts to 3
+    return out
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, background: int | None = 0, alpha: float = 0.45) -> np.ndarray:
     """Blend class colours onto the image; ``background`` pixels stay uncoloured."""
-    rgb = display_image(image).astype(np.float32)
+    rgb = display_image(image)
     shift = 1 if background is None else 0  # with no background class, class 0 gets a colour too
-    colours = PALETTE[(np.arange(labels.max(initial=0) + 1) + shift) % len(PALETTE)]
-    coloured = colours[labels].astype(np.float32)
-    mask = np.ones(labels.shape, bool) if background is None else labels != background
-    rgb[mask] = (1 - alpha) * rgb[mask] + alpha * coloured[mask]
-    return rgb.round().astype(np.uint8)
+    colours = PALETTE[(np.arange(labels.max(initial=0) + 1) + shift) % len(PALETTE)].astype(np.float32)
+    for top in range(0, labels.shape[0], ROWS_PER_CHUNK):
+        band, band_labels = rgb[top : top + ROWS_PER_CHUNK], labels[top : top + ROWS_PER_CHUNK]
+        mask = np.ones(band_labels.shape, bool) if background is None else band_labels != background
+        blended = (1 - alpha) * band[mask].astype(np.float32) + alpha * colours[band_labels[mask]]
+        band[mask] = blended.round().astype(np.uint8)
+    return rgb
 
 
 def write_prediction(
