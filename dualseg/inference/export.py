@@ -112,8 +112,8 @@ def export_model(
     if diff > atol:
         out.unlink(missing_ok=True)
         raise DualsegError(
-            f"exported {fmt} model '{name}' differs from PyTorch by {diff:.2e} (> {atol}) on a second input of the "
-            "traced size (control flow that depends on the input's values?); nothing written"
+            f"exported {fmt} model '{name}' differs from PyTorch by {diff:.2e} (> {atol}) at the traced size "
+            "(control flow that depends on the input's values?); nothing written"
         )
     try:
         with torch.no_grad():

@@ -83,18 +83,16 @@ def is_package(path: str | Path) -> bool:
 
 def _from_run(path: str | Path, which: str, device: torch.device | str) -> InferenceModel:
     from dualseg.data.build import input_scale
-    from dualseg.engine.checkpoint import load_checkpoint
     from dualseg.inference.loading import load_trained
 
     trained = load_trained(path, which, device)
     cfg = trained.config
-    state = load_checkpoint(trained.checkpoint)
     info = {
-        "model_name": state["model_name"],
+        "model_name": cfg.model.name,
         "model_args": cfg.model.args,
         "checkpoint": str(trained.checkpoint),
         "epoch": trained.epoch,
-        "config": state["config"],
+        "config": cfg.to_dict(),
     }
     return InferenceModel(
         trained.model, trained.description, normalize=cfg.data.normalize, resize=cfg.data.resize,
