@@ -37,6 +37,12 @@ def write_run(folder: Path, model_name: str, args: dict, in_channels: int = 1, n
 
 
 @pytest.fixture
+def make_run():
+    """``write_run`` for tests that need runs of other models."""
+    return write_run
+
+
+@pytest.fixture
 def unet_run(tmp_path: Path) -> Path:
     return write_run(tmp_path / "unet_run", "unet", {"channels": [4, 8, 16]})
 

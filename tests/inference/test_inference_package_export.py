@@ -16,7 +16,6 @@ from dualseg.errors import DualsegError
 from dualseg.inference.export import export_model
 from dualseg.inference.loading import load_trained
 from dualseg.inference.package import InferenceModel, load_inference_model, save_package
-from tests.inference.conftest import write_run
 
 
 def test_load_model_round_trip_gives_the_checkpoints_outputs(tmp_path, ds2f_run):
@@ -39,7 +38,7 @@ def test_load_model_round_trip_gives_the_checkpoints_outputs(tmp_path, ds2f_run)
         np.array([0, 1])).tolist() == [0, 255]
 
 
-def test_broken_packages_give_clear_errors(tmp_path, unet_run):
+def test_broken_packages_give_clear_errors(tmp_path, unet_run, make_run):
     package = save_package(load_inference_model(unet_run), tmp_path / "pkg")
     (package / "model.safetensors").rename(tmp_path / "weights")
     with pytest.raises(DualsegError, match="has no model.safetensors"):
@@ -48,7 +47,7 @@ def test_broken_packages_give_clear_errors(tmp_path, unet_run):
     (package / "model.json").rename(tmp_path / "meta")
     with pytest.raises(DualsegError, match="has no model.json"):
         dualseg.load_model(package)
-    other = save_package(load_inference_model(write_run(tmp_path / "wide", "unet", {"channels": [8, 16]})),
+    other = save_package(load_inference_model(make_run(tmp_path / "wide", "unet", {"channels": [8, 16]})),
                          tmp_path / "other")
     (other / "model.safetensors").replace(package / "model.safetensors")
     (tmp_path / "meta").rename(package / "model.json")
@@ -60,8 +59,8 @@ def test_broken_packages_give_clear_errors(tmp_path, unet_run):
 
 @pytest.mark.slow  # the torch.export based ONNX exporter takes 5-40 s per model on a shared 2-core CPU
 @pytest.mark.parametrize("name", ["unet", "ds2f_unet"])
-def test_onnx_export_matches_pytorch_at_other_sizes(tmp_path, name):
-    loaded = load_inference_model(write_run(tmp_path / "run", name, {"channels": [4, 8, 16]}))
+def test_onnx_export_matches_pytorch_at_other_sizes(tmp_path, name, make_run):
+    loaded = load_inference_model(make_run(tmp_path / "run", name, {"channels": [4, 8, 16]}))
     record = export_model(loaded, "onnx", tmp_path / "m.onnx", size=(32, 32))
     assert record["input"]["dynamic_size"] and record["max_abs_diff_vs_pytorch"] < 1e-4
     assert json.loads((tmp_path / "m.onnx.json").read_text())["package"]["model"]["name"] == name
@@ -74,9 +73,9 @@ def test_onnx_export_matches_pytorch_at_other_sizes(tmp_path, name):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-def test_torchscript_export_matches_pytorch(tmp_path):
+def test_torchscript_export_matches_pytorch(tmp_path, make_run):
     for name, dynamic in (("unet", True), ("ds2f_unet", False)):  # DS2F computes its output size in Python
-        loaded = load_inference_model(write_run(tmp_path / name, name, {"channels": [4, 8, 16]}))
+        loaded = load_inference_model(make_run(tmp_path / name, name, {"channels": [4, 8, 16]}))
         record = export_model(loaded, "torchscript", tmp_path / f"{name}.pt", size=(32, 48))
         assert record["input"]["dynamic_size"] is dynamic and record["max_abs_diff_vs_pytorch"] < 1e-5
         scripted = torch.jit.load(str(tmp_path / f"{name}.pt"))
