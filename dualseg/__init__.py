@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch.nn as nn
@@ -30,4 +31,13 @@ def list_models() -> list[str]:
     return MODELS.names()
 
 
+def load_model(path: str | os.PathLike, device: str = "cpu", which: str = "best") -> nn.Module:
+    """A trained model in eval mode from a package folder (``dualseg export --format package``), a run directory
+    or a checkpoint; see :func:`dualseg.inference.package.load_inference_model` for its preprocessing settings."""
+    from dualseg.inference.package import load_model as _load
+
+    return _load(path, device, which)
+
+
 __all__ = ["create_model", "list_models", "__version__"]
+__all__ += ["load_model"]

@@ -6,13 +6,24 @@ import argparse
 import sys
 import traceback
 
-import dualseg.cli.convert_nnunet as convert_nnunet
-import dualseg.cli.fetch_data as fetch_data
-from dualseg.cli import benchmark, check_data, demo, evaluate, make_sr_targets, models, predict, train, train_sr
+from dualseg.cli import (
+    benchmark,
+    check_data,
+    convert_nnunet,
+    demo,
+    evaluate,
+    export,
+    fetch_data,
+    make_sr_targets,
+    models,
+    predict,
+    train,
+    train_sr,
+)
 from dualseg.errors import DualsegError
 
-VERBS = (models, check_data, train, evaluate, predict, demo, benchmark, train_sr, make_sr_targets)
-VERBS += (fetch_data, convert_nnunet)
+VERBS = (models, check_data, train, evaluate, predict, export, demo, benchmark, train_sr, make_sr_targets,
+         fetch_data, convert_nnunet)
 EXIT_ERROR = 2
 
 

@@ -1,58 +1,239 @@
-"""Predict masks for a folder of images (or one image) with a trained model; write masks and overlays."""
+"""Predict masks for 2D images (a folder or one file) and NIfTI volumes (slice by slice) with a trained model or a
+package: masks at the input size, optional class probabilities, SR images of dual-stream models, overlays."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
-from dualseg.data.dataset import load_image
-from dualseg.data.io import IMAGE_EXTENSIONS, read_image
+from dualseg.data.dataset import _IMAGENET_MEAN, _IMAGENET_STD, normalize_image
+from dualseg.data.io import IMAGE_EXTENSIONS, read_image, to_channels, to_float
 from dualseg.engine.precision import autocast, resolve_precision
 from dualseg.errors import DualsegError
-from dualseg.inference.loading import load_trained
-from dualseg.inference.predictor import predict_logits
-from dualseg.inference.writers import write_prediction
-from dualseg.metrics import logits_to_labels
+from dualseg.inference.package import InferenceModel, load_inference_model
+from dualseg.inference.predictor import predict_probabilities
+from dualseg.inference.volumes import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_volume, unit_range, write_volume
+from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
+
+PROBABILITY_FORMATS = ("png", "npy")
+
+
+def _supported(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS or is_nifti(path)
 
 
 def list_inputs(path: str | Path) -> list[Path]:
+    """One image or NIfTI file, or the images and NIfTI volumes of a folder (sorted)."""
     path = Path(path)
+    kinds = f"{', '.join(IMAGE_EXTENSIONS)}, {', '.join(NIFTI_SUFFIXES)}"
     if path.is_file():
+        if not _supported(path):
+            raise DualsegError(f"unsupported input file type: {path.name}; give an image or NIfTI volume ({kinds})")
         return [path]
     if not path.is_dir():
-        raise DualsegError(f"input not found: {path}; give an image file or a folder of images")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        raise DualsegError(f"input not found: {path}; give an image or NIfTI file, or a folder of them")
+    files = sorted(p for p in path.iterdir() if p.is_file() and _supported(p))
     if not files:
-        raise DualsegError(f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise DualsegError(f"{path} holds no images or NIfTI volumes ({kinds})")
     return files
+
+
+@dataclass
+class PredictOptions:
+    """How to predict. ``roi_size`` / ``overlap``: sliding window (None = the model's own setting, from its run or
+    package); ``sw_batch_size``: windows per forward pass; ``batch_size``: same-size images (or volume slices) per
+    forward pass; ``tta``: flip test-time augmentation; ``probabilities``: also write class probabilities
+    (``png`` or ``npy``); ``sr``: also write the SR image of a dual-stream model; ``overlays``: coloured overlays
+    of 2D images; ``whole_image``: ignore the model's sliding-window setting."""
+
+    roi_size: Sequence[int] | None = None
+    overlap: float | None = None
+    sw_batch_size: int = 4
+    batch_size: int = 1
+    tta: bool = False
+    probabilities: str | None = None
+    sr: bool = False
+    overlays: bool = True
+    whole_image: bool = False
+
+    def check(self) -> None:
+        if self.probabilities not in (None, *PROBABILITY_FORMATS):
+            raise DualsegError(
+                f"unknown probability format {self.probabilities!r}; choose {' or '.join(PROBABILITY_FORMATS)}"
+            )
+        if self.batch_size < 1 or self.sw_batch_size < 1:
+            raise DualsegError("batch sizes must be >= 1")
+
+
+class _Runner:
+    """Feeds normalised (C, H, W) arrays to the model in batches and returns numpy outputs per image."""
+
+    def __init__(self, loaded: InferenceModel, device: torch.device, options: PredictOptions) -> None:
+        self.loaded, self.device, self.options = loaded, device, options
+        self.amp_dtype = resolve_precision(loaded.precision, device)
+        roi = None if options.whole_image else (options.roi_size or loaded.roi_size)
+        overlap = loaded.overlap if options.overlap is None else options.overlap
+        # Windows run on the model's device; the full-size output is stitched in CPU memory.
+        self.kwargs = dict(roi_size=roi, overlap=overlap, resize=loaded.resize, input_scale=loaded.input_scale,
+                           sw_batch_size=options.sw_batch_size, sw_device=device, device=torch.device("cpu"),
+                           with_sr=options.sr)
+
+    def __call__(self, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """``images``: normalised (C, H, W) float32 arrays of one size (one image is used without a copy); the list
+        is emptied."""
+        count = len(images)
+        x = torch.from_numpy(images[0][None] if count == 1 else np.stack(images))
+        images.clear()  # the caller's list: full-size inputs are freed once the model is done with them
+        if self.kwargs["roi_size"] is None:
+            x = x.to(self.device)
+        with autocast(self.device, self.amp_dtype):
+            out = predict_probabilities(self.loaded.model, x, tta=self.options.tta, **self.kwargs)
+        del x
+        labels = out["probs"].argmax(1).to(torch.uint8 if out["probs"].shape[1] <= 256 else torch.int64)
+        results = []
+        for i in range(count):
+            item = {"labels": labels[i].cpu().numpy()}
+            if self.options.probabilities:
+                item["probs"] = out["probs"][i].cpu().numpy()
+            if "sr" in out:
+                item["sr"] = out["sr"][i].cpu().numpy().transpose(1, 2, 0)
+            results.append(item)
+        return results
+
+
+def _batches(items: Iterator[tuple[object, np.ndarray, object]], size: int) -> Iterator[list]:
+    """Consecutive items whose arrays have the same shape, at most ``size`` per batch. A full batch is handed on
+    before the next item is read, so at most one batch of inputs is in memory."""
+    batch: list = []
+    for item in items:
+        if batch and batch[0][1].shape != item[1].shape:
+            yield batch
+            batch = []
+        batch.append(item)
+        item = None  # noqa: PLW2901 - drop this frame's reference: the consumer frees the input after use
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def denormalize(sr: np.ndarray, stats: tuple[np.ndarray, np.ndarray], mode: str) -> np.ndarray:
+    """Undo the input normalisation on an SR image (the SR target was the HR image normalised like the input):
+    ``zscore`` with the input image's own per-channel ``stats`` (mean, std of its [0, 1] values), ``imagenet``
+    with ImageNet's statistics; ``unit`` images are already in [0, 1]."""
+    if mode == "zscore":
+        return sr * np.maximum(stats[1], 1e-6) + stats[0]
+    if mode == "imagenet":
+        return sr * _IMAGENET_STD + _IMAGENET_MEAN
+    return sr
+
+
+@dataclass
+class _Image2D:
+    """What is kept of a 2D input while it is predicted: the stored pixels (for the overlay), the per-channel
+    mean and std of its [0, 1] values (to bring an SR image back to intensities) and its bit depth."""
+
+    stem: str
+    stored: np.ndarray
+    stats: tuple[np.ndarray, np.ndarray]
+    bits: int
+
+
+def _read_2d(path: Path, channels: int, normalize: str) -> tuple[_Image2D, np.ndarray]:
+    """The kept facts and the model input (C, H, W) float32; no full-size float copy outlives this call."""
+    stored = read_image(path)
+    raw = to_float(to_channels(stored, channels, path), path)
+    stats = (raw.mean(axis=(0, 1)), raw.std(axis=(0, 1)))
+    x = np.ascontiguousarray(normalize_image(raw, normalize).transpose(2, 0, 1), dtype=np.float32)
+    return _Image2D(path.stem, stored, stats, 16 if stored.dtype.itemsize > 1 else 8), x
 
 
 @torch.no_grad()
 def predict_folder(
     model_path: str | Path, inputs: str | Path, output_dir: str | Path, which: str = "best",
-    overlays: bool = True, device: str = "auto", progress: bool = True,
+    overlays: bool = True, device: str = "auto", progress: bool = True, options: PredictOptions | None = None,
 ) -> list[Path]:
-    """Write ``OUTPUT_DIR/<stem>.png`` (the dataset's mask encoding, input size) and ``overlays/<stem>.png``."""
-    from dualseg.data.build import input_scale
+    """Predict every input; return the written mask files.
+
+    2D images: ``OUTPUT_DIR/<stem>.png`` (the dataset's mask encoding, input size), ``overlays/<stem>.png``,
+    with options ``probabilities/`` and ``sr/<stem>.png``. NIfTI volumes: ``OUTPUT_DIR/<stem>.nii.gz`` (class
+    indices, uint8, the input's shape, affine and header geometry), with probabilities
+    ``probabilities/<stem>.nii.gz`` (float32, classes on a 4th axis). ``model_path``: run directory, checkpoint
+    or package folder.
+    """
     from dualseg.engine.seed import resolve_device
 
+    options = options or PredictOptions(overlays=overlays)
+    options.check()
     files = list_inputs(inputs)
+    volumes = [p for p in files if is_nifti(p)]
+    if options.sr and volumes:
+        raise DualsegError(f"SR images are written for 2D images only ({volumes[0].name} is a volume); drop --sr")
     dev = resolve_device(device)
-    trained = load_trained(model_path, which, dev)
-    cfg, description = trained.config, trained.description
-    amp_dtype = resolve_precision(cfg.train.precision, dev)
+    loaded = load_inference_model(model_path, which, dev)
+    channels = loaded.model.in_channels
+    runner = _Runner(loaded, dev, options)
     out = Path(output_dir)
-    written = []
-    for path in tqdm(files, desc="predict", disable=not progress):
-        image = load_image(path, trained.model.in_channels, cfg.data.normalize)
-        x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None].to(dev)
-        with autocast(dev, amp_dtype):
-            logits = predict_logits(trained.model, x, roi_size=cfg.eval.roi_size, overlap=cfg.eval.overlap,
-                                    resize=cfg.data.resize, input_scale=input_scale(cfg))
-        labels = logits_to_labels(logits)[0].cpu().numpy()
-        write_prediction(out, path.stem, description.decode_labels(labels), read_image(path), labels,
-                         description.background, overlays)
-        written.append(out / f"{path.stem}.png")
+    written: list[Path] = []
+    images = [p for p in files if not is_nifti(p)]
+
+    def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
+        for path in images:
+            yield (*_read_2d(path, channels, loaded.normalize), None)
+
+    bar = tqdm(total=len(files), desc="predict", disable=not progress)
+    for batch in _batches(model_inputs(), options.batch_size):
+        metas, inputs = [b[0] for b in batch], [b[1] for b in batch]
+        batch.clear()
+        for image, result in zip(metas, runner(inputs)):
+            labels = result["labels"]
+            write_prediction(out, image.stem, loaded.description.decode_labels(labels), image.stored, labels,
+                             loaded.description.background, options.overlays)
+            if "probs" in result:
+                write_probabilities(out, image.stem, result["probs"], list(loaded.description.class_names),
+                                    loaded.description.background, options.probabilities)
+            if "sr" in result:
+                write_sr_image(out, image.stem, denormalize(result["sr"], image.stats, loaded.normalize), image.bits)
+            written.append(out / f"{image.stem}.png")
+            bar.update()
+    for path in volumes:
+        written.append(_predict_volume(path, loaded, runner, out, options))
+        bar.update()
+    bar.close()
     return written
+
+
+def _predict_volume(path: Path, loaded: InferenceModel, runner: _Runner, out: Path, options: PredictOptions) -> Path:
+    """Predict a NIfTI volume slice by slice (see :mod:`dualseg.inference.volumes`); write labels (+ probs)."""
+    slices, reference = read_volume(path)
+    slices = unit_range(slices)
+    channels = loaded.model.in_channels
+
+    def normalised() -> Iterator[tuple[int, np.ndarray, None]]:
+        for k, s in enumerate(slices):
+            x = normalize_image(to_channels(s[..., None], channels, path), loaded.normalize).transpose(2, 0, 1)
+            yield k, np.ascontiguousarray(x, dtype=np.float32), None
+
+    labels = np.zeros(slices.shape, np.uint8)
+    probs = None
+    for batch in _batches(normalised(), options.batch_size):
+        indices, inputs = [b[0] for b in batch], [b[1] for b in batch]
+        batch.clear()
+        for k, result in zip(indices, runner(inputs)):
+            labels[k] = result["labels"]
+            if "probs" in result:
+                if probs is None:
+                    probs = np.zeros((*slices.shape, result["probs"].shape[0]), np.float32)
+                probs[k] = result["probs"].transpose(1, 2, 0)
+    suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
+    stem = nifti_stem(path)
+    target = write_volume(labels, reference, out / f"{stem}{suffix}", np.uint8)
+    if probs is not None:
+        write_volume(probs, reference, out / "probabilities" / f"{stem}{suffix}", np.float32)
+    return target

@@ -1,4 +1,5 @@
-"""Run a model on whole images of any size: pad to the model's divisor (or slide a window), undo resize and pad."""
+"""Run a model on whole images of any size: pad to the model's divisor (or slide a window), undo resize and pad;
+flip test-time augmentation (TTA) over class probabilities; the SR image of dual-stream models on request."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dualseg.errors import DualsegError
+
+FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))  # identity, horizontal, vertical, both
 
 
 def _pad_to(x: Tensor, divisor: int) -> tuple[Tensor, tuple[int, int]]:
@@ -17,8 +22,83 @@ def _pad_to(x: Tensor, divisor: int) -> tuple[Tensor, tuple[int, int]]:
     return x, (h, w)
 
 
-def _seg(model: nn.Module, x: Tensor) -> Tensor:
-    return model(x)["seg"]
+def _forward(model: nn.Module, x: Tensor, with_sr: bool) -> dict[str, Tensor]:
+    """``{"seg"}`` (and ``"sr"``) in float32, so that windows are blended in full precision under autocast.
+
+    With ``with_sr`` a model's ``predict_with_sr(x)`` is used when it has one (DS2F, whose eval-mode ``forward``
+    skips the SR stream), else its ordinary outputs (DRFL returns ``"sr"`` in eval mode too).
+    """
+    if not with_sr:
+        return {"seg": model(x)["seg"].float()}
+    out = model.predict_with_sr(x) if hasattr(model, "predict_with_sr") else model(x)
+    if "sr" not in out:
+        raise DualsegError(
+            f"{type(model).__name__} has no super-resolution output in eval mode (this variant has no SR stream); "
+            "predict without SR images"
+        )
+    return {"seg": out["seg"].float(), "sr": out["sr"].float()}
+
+
+@torch.no_grad()
+def predict_outputs(
+    model: nn.Module,
+    image: Tensor,
+    *,
+    roi_size: Sequence[int] | None = None,
+    overlap: float = 0.5,
+    resize: Sequence[int] | None = None,
+    input_scale: float = 1.0,
+    sw_batch_size: int = 4,
+    sw_device: torch.device | str | None = None,
+    device: torch.device | str | None = None,
+    with_sr: bool = False,
+) -> dict[str, Tensor]:
+    """``{"seg": logits (N, C, H, W)}`` at the input's own size, plus ``"sr"`` (the SR image at the model's output
+    scale, ``upscale * input_scale`` times the input size) with ``with_sr``.
+
+    ``resize``: the model was trained on images resized to (H, W); the input is resized the same way and the
+    logits are resized back (bilinear). ``input_scale``: the model takes inputs scaled by this factor (0.5 for
+    super-resolution methods trained on downsampled inputs, area interpolation); logits go back to full size.
+    ``roi_size``: sliding-window inference with Gaussian blending (MONAI's ``sliding_window_inference``;
+    ``overlap`` between windows, ``sw_batch_size`` windows per forward pass, run on ``sw_device`` and stitched on
+    ``device``, e.g. windows on the GPU and the full-size output in CPU memory); otherwise one whole-image pass,
+    the image zero-padded to the model's ``size_divisor``.
+    """
+    size = image.shape[-2:]
+    x = F.interpolate(image, size=tuple(resize), mode="bilinear", align_corners=False) if resize else image
+    if input_scale != 1.0:
+        x = F.interpolate(x, scale_factor=input_scale, mode="area" if input_scale < 1 else "bilinear")
+    divisor = getattr(model, "size_divisor", 1)
+    x, unpadded = _pad_to(x, divisor)
+    if roi_size is not None:
+        from monai.inferers import sliding_window_inference
+
+        roi = tuple(int(r) for r in roi_size)
+        if len(roi) != 2 or any(r < 1 or r % divisor for r in roi):
+            raise DualsegError(
+                f"roi_size {list(roi_size)} must be two positive sizes divisible by the model's size divisor "
+                f"{divisor} (e.g. {[max(divisor, r - r % divisor) for r in roi]})"
+            )
+        if not 0 <= overlap < 1:
+            raise DualsegError(f"overlap must be in [0, 1), got {overlap}")
+        outputs = sliding_window_inference(
+            x, roi, sw_batch_size=sw_batch_size, predictor=lambda t: _forward(model, t, with_sr), overlap=overlap,
+            mode="gaussian", sw_device=sw_device, device=device,
+        )
+    else:
+        outputs = _forward(model, x, with_sr)
+        if device is not None:
+            outputs = {k: v.to(device) for k, v in outputs.items()}
+    result = {}
+    for key, y in outputs.items():
+        # Crop the padding at the output's own resolution: SR methods predict at a multiple of the input size.
+        ry, rx = y.shape[-2] / x.shape[-2], y.shape[-1] / x.shape[-1]
+        y = y[..., : round(unpadded[0] * ry), : round(unpadded[1] * rx)]
+        target = tuple(size) if key == "seg" else (round(size[0] * ry * input_scale), round(size[1] * rx * input_scale))
+        if tuple(y.shape[-2:]) != target:
+            y = F.interpolate(y, size=target, mode="bilinear", align_corners=False)
+        result[key] = y
+    return result
 
 
 @torch.no_grad()
@@ -31,30 +111,34 @@ def predict_logits(
     resize: Sequence[int] | None = None,
     input_scale: float = 1.0,
 ) -> Tensor:
-    """Segmentation logits ``(N, C, H, W)`` at the input's own size.
+    """Segmentation logits ``(N, C, H, W)`` at the input's own size (see :func:`predict_outputs`)."""
+    return predict_outputs(model, image, roi_size=roi_size, overlap=overlap, resize=resize,
+                           input_scale=input_scale)["seg"]
 
-    ``resize``: the model was trained on images resized to (H, W); the input is resized the same way and the
-    logits are resized back (bilinear). ``input_scale``: the model takes inputs scaled by this factor (0.5 for
-    super-resolution methods trained on downsampled inputs, area interpolation); logits go back to full size.
-    ``roi_size``: sliding-window inference with Gaussian blending (MONAI) instead of one whole-image pass;
-    otherwise the image is zero-padded to the model's ``size_divisor``.
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, image: Tensor, *, tta: bool = False, **options) -> dict[str, Tensor]:
+    """``{"probs": (N, L, H, W)}`` class probabilities (``L = max(2, C)``, see ``logits_to_probs``), plus ``"sr"``
+    with ``with_sr=True``; ``options`` as :func:`predict_outputs`.
+
+    ``tta``: flip test-time augmentation: the image is predicted as is and flipped horizontally, vertically and
+    both ways; each output is flipped back and the probabilities (and SR images) are averaged, so a model that is
+    itself flip-equivariant gives the same result with and without TTA. Costs four passes.
     """
-    size = image.shape[-2:]
-    x = F.interpolate(image, size=tuple(resize), mode="bilinear", align_corners=False) if resize else image
-    if input_scale != 1.0:
-        x = F.interpolate(x, scale_factor=input_scale, mode="area" if input_scale < 1 else "bilinear")
-    x, unpadded = _pad_to(x, getattr(model, "size_divisor", 1))
-    if roi_size is not None:
-        from monai.inferers import sliding_window_inference
+    from dualseg.metrics import logits_to_probs
 
-        logits = sliding_window_inference(
-            x, tuple(roi_size), sw_batch_size=4, predictor=lambda t: _seg(model, t), overlap=overlap, mode="gaussian"
-        )
-    else:
-        logits = _seg(model, x)
-    # Crop the padding at the output's own resolution: SR methods predict at a multiple of the input size.
-    ry, rx = logits.shape[-2] / x.shape[-2], logits.shape[-1] / x.shape[-1]
-    logits = logits[..., : round(unpadded[0] * ry), : round(unpadded[1] * rx)]
-    if tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-    return logits
+    total: dict[str, Tensor] = {}
+    flips = FLIPS if tta else FLIPS[:1]
+    for dims in flips:
+        out = predict_outputs(model, image.flip(dims) if dims else image, **options)
+        out["probs"] = logits_to_probs(out.pop("seg"))
+        for key, value in out.items():
+            value = value.flip(dims) if dims else value
+            if key in total:
+                total[key] += value
+            else:
+                total[key] = value
+    if len(flips) > 1:
+        for value in total.values():
+            value /= len(flips)
+    return total

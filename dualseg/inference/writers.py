@@ -16,24 +16,32 @@ PALETTE = np.array(
 )
 
 
+ROWS_PER_CHUNK = 256  # overlays are drawn in bands of rows, so a 3504x2336 image needs no full-size float copies
+
+
 def display_image(image: np.ndarray) -> np.ndarray:
     """Any (H, W, C) image as 8-bit RGB for display (per-image min-max over all channels)."""
-    img = image[..., :3].astype(np.float32)
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=-1)
+    img = image[..., :3]
     lo, hi = float(img.min()), float(img.max())
-    return ((img - lo) / max(hi - lo, 1e-8) * 255).round().astype(np.uint8)
+    scale = 255 / max(hi - lo, 1e-8)
+    out = np.empty((*img.shape[:2], 3), np.uint8)
+    for top in range(0, img.shape[0], ROWS_PER_CHUNK):
+        band = (img[top : top + ROWS_PER_CHUNK].astype(np.float32) - lo) * scale
+        out[top : top + ROWS_PER_CHUNK] = band.round().astype(np.uint8)  # 1 channel broadcasts to 3
+    return out
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, background: int | None = 0, alpha: float = 0.45) -> np.ndarray:
     """Blend class colours onto the image; ``background`` pixels stay uncoloured."""
-    rgb = display_image(image).astype(np.float32)
+    rgb = display_image(image)
     shift = 1 if background is None else 0  # with no background class, class 0 gets a colour too
-    colours = PALETTE[(np.arange(labels.max(initial=0) + 1) + shift) % len(PALETTE)]
-    coloured = colours[labels].astype(np.float32)
-    mask = np.ones(labels.shape, bool) if background is None else labels != background
-    rgb[mask] = (1 - alpha) * rgb[mask] + alpha * coloured[mask]
-    return rgb.round().astype(np.uint8)
+    colours = PALETTE[(np.arange(labels.max(initial=0) + 1) + shift) % len(PALETTE)].astype(np.float32)
+    for top in range(0, labels.shape[0], ROWS_PER_CHUNK):
+        band, band_labels = rgb[top : top + ROWS_PER_CHUNK], labels[top : top + ROWS_PER_CHUNK]
+        mask = np.ones(band_labels.shape, bool) if background is None else band_labels != background
+        blended = (1 - alpha) * band[mask].astype(np.float32) + alpha * colours[band_labels[mask]]
+        band[mask] = blended.round().astype(np.uint8)
+    return rgb
 
 
 def write_prediction(
@@ -43,3 +51,47 @@ def write_prediction(
     write_png_atomic(encoded_mask, out_dir / f"{stem}.png")
     if with_overlay:
         write_png_atomic(overlay(image, labels, background), out_dir / "overlays" / f"{stem}.png")
+
+
+def _save_npy_atomic(array: np.ndarray, path: Path) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npy", dir=path.parent)
+    os.close(fd)
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_probabilities(
+    out_dir: Path, stem: str, probs: np.ndarray, class_names: list[str], background: int | None, fmt: str = "png",
+) -> None:
+    """Class probabilities ``(L, H, W)`` in [0, 1] under ``out_dir/probabilities/``.
+
+    ``png``: one 16-bit PNG per class, ``<stem>_<class>.png`` = round(p * 65535) (the background class is left
+    out when there is one: it is 1 minus the rest for binary tasks); ``npy``: ``<stem>.npy``, all classes, float16
+    (L, H, W) (resolution 1e-3 near 1, finer near 0).
+    """
+    folder = out_dir / "probabilities"
+    if fmt == "npy":
+        _save_npy_atomic(probs.astype(np.float16), folder / f"{stem}.npy")
+        return
+    names = class_names + [f"class_{c}" for c in range(len(class_names), probs.shape[0])]
+    for c in range(probs.shape[0]):
+        if c == background:
+            continue
+        levels = np.round(np.clip(probs[c], 0, 1) * 65535).astype(np.uint16)
+        write_png_atomic(levels, folder / f"{stem}_{names[c]}.png")
+
+
+def write_sr_image(out_dir: Path, stem: str, image: np.ndarray, bits: int = 8) -> None:
+    """A super-resolved image ``(H, W, C)`` in the input's [0, 1] intensity range as an 8- or 16-bit PNG
+    ``out_dir/sr/<stem>.png`` (values outside [0, 1] are clipped)."""
+    top = 65535 if bits == 16 else 255
+    levels = np.round(np.clip(image, 0, 1) * top).astype(np.uint16 if bits == 16 else np.uint8)
+    write_png_atomic(levels[..., 0] if levels.shape[-1] == 1 else levels, out_dir / "sr" / f"{stem}.png")

@@ -296,6 +296,21 @@ class DS2F(SegmentationModel):
             out["proxy_sr"] = self._sr_image(g_sr, lr_size)  # Eq. 14
         return out
 
+    @torch.no_grad()
+    def predict_with_sr(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inference with the SR image: ``{"seg", "sr"}`` of the plain streams (Eq. 4-5; encoder run once), for
+        looking at what the SR stream learnt. ``forward`` in eval mode is untouched (segmentation only, the plain
+        backbone's cost); this is a separate call. Raises a DualsegError for a model built without the SR stream."""
+        if self.sr_decoder is None:
+            raise DualsegError(f"{type(self).__name__} was built with sr_stream=False: it has no SR image to predict")
+        self.check_input(x)
+        lr_size = (int(x.shape[-2]), int(x.shape[-1]))
+        feats = self.backbone.encode(x)
+        return {
+            "seg": self._seg_logits(self.seg_decoder(feats), lr_size),
+            "sr": self._sr_image(self.sr_decoder(feats), lr_size),
+        }
+
 
 # --- U-Net backbone -------------------------------------------------------------------------------------------------
 class UNetDecoder(nn.Module):
