@@ -135,3 +135,17 @@ def test_vgg_weights_file_torchvision_names_and_one_channel(tmp_path: Path) -> N
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "partial.pth")
     with pytest.raises(DualsegError, match="missing key"):
         create_model("efen", 3, 1, pretrained_path=str(tmp_path / "partial.pth"))
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_skip_attention_never_takes_the_quadratic_memory_math_path(memory_format: torch.memory_format) -> None:
+    """The fused kernel must be used (the math fallback materialises the N x N matrix), for NCHW features and
+    for channels-last ones as the trainer produces them."""
+    skip = make_skip()
+    f_e = torch.randn(1, 6, 8, 12).to(memory_format=memory_format)
+    f_d = torch.randn(1, 10, 4, 6).to(memory_format=memory_format)
+    with torch.profiler.profile() as prof:
+        skip(f_e, f_d)
+    names = {event.key for event in prof.key_averages()}
+    assert "aten::scaled_dot_product_attention" in names
+    assert "aten::_scaled_dot_product_attention_math" not in names
