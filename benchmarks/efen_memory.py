@@ -96,7 +96,7 @@ def main() -> None:
     }
     write_result(ROOT / "results", info, "efen_memory", record)
     lines = [
-        f"# EFEN forward memory at {WIDTH}x{HEIGHT}, batch {BATCH}, fp32 ({machine_tag(info)}, {info['cpu']})",
+        f"# EFEN forward memory at {WIDTH}x{HEIGHT}, batch {BATCH}, fp32 ({info['cpu']}, {info['cores']} thread(s))",
         "",
         "Peak resident-set increase over one forward (Linux `ru_maxrss` after resetting it with",
         "`/proc/self/clear_refs`), weights excluded. `eval`: `torch.no_grad()`; `train`: autograd on, so the",
