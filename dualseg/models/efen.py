@@ -48,15 +48,14 @@ class VGG19Encoder(nn.Module):
         return feats
 
     def load_vgg_state(self, state: dict[str, torch.Tensor], source: str) -> None:
-        """Load the ``features.*`` tensors of a torchvision or timm VGG-19 state dict (classifier keys dropped; a
-        dict wrapping it under ``state_dict``/``model``, ``module.`` prefixes and an ``encoder.``-prefixed dualseg
-        state dict are accepted). The first convolution is adapted to another input channel count as timm does."""
+        """Load the ``features.*`` tensors of a torchvision or timm VGG-19 state dict (classifier/head keys
+        dropped; ``module.`` prefixes and a whole dualseg EFEN state dict, ``encoder.features.*``, are accepted).
+        The first convolution is adapted to another input channel count as timm does."""
         state = {k.removeprefix("module."): v for k, v in state.items()}
         if not any(k.startswith("features.") for k in state):
             state = {k.removeprefix("encoder."): v for k, v in state.items()}
         own = self.state_dict()
-        state = {k: v for k, v in state.items() if k.startswith("features.") and (k in own or "classifier" not in k)}
-        state = {k: v for k, v in state.items() if int(k.split(".")[1]) < VGG19_STAGE_ENDS[-1]}
+        state = {k: v for k, v in state.items() if k.startswith("features.")}  # classifier / head keys dropped
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
@@ -78,7 +77,8 @@ class VGG19Encoder(nn.Module):
 
 
 def load_vgg19_weights(encoder: VGG19Encoder, pretrained_path: str | os.PathLike[str] | None) -> None:
-    """A local weights file (``.pth``/``.pt``/``.bin``/``.safetensors``), or torchvision's ImageNet weights
+    """A local weights file (``.pth``/``.pt``/``.bin``/``.safetensors``; timm unwraps ``state_dict``/``model``
+    checkpoint dicts), or torchvision's ImageNet weights
     (``VGG19_Weights.IMAGENET1K_V1``, downloaded or from the torch hub cache) when ``pretrained_path`` is None."""
     if pretrained_path is None:
         try:

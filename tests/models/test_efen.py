@@ -149,3 +149,14 @@ def test_skip_attention_never_takes_the_quadratic_memory_math_path(memory_format
     names = {event.key for event in prof.key_averages()}
     assert "aten::scaled_dot_product_attention" in names
     assert "aten::_scaled_dot_product_attention_math" not in names
+
+
+def test_vgg_weights_from_a_whole_efen_state_dict(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    source = create_model("efen", in_channels=3, num_classes=1, variant="unet")
+    torch.save(source.state_dict(), tmp_path / "efen.pth")
+    model = create_model(
+        "efen", in_channels=3, num_classes=1, variant="unet", pretrained_path=str(tmp_path / "efen.pth")
+    )
+    torch.testing.assert_close(model.encoder.state_dict(), source.encoder.state_dict())
+    assert not torch.equal(model.head.weight, source.head.weight)  # only the encoder is loaded
