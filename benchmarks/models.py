@@ -41,6 +41,8 @@ SETTINGS: dict[str, list[tuple[dict[str, Any], tuple[int, int], int]]] = {
     "drfl": [({"variant": v, "preset": "paper"}, (256, 256), 1) for v in DRFL_VARIANTS],
     "ds2f_unet": [(args, (128, 128), 3) for args in DS2F_ROWS],
     "ds2f_deeplabv3plus": [(args, (128, 128), 3) for args in DS2F_ROWS],
+    # EFEN (Applied Sciences 2023): CVC-ClinicDB frames 384x288 RGB, one row per Table 1 variant
+    "efen": [({"variant": v}, (288, 384), 3) for v in ("unet", "unet_process1", "efen")],
 }
 
 

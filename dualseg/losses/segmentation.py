@@ -178,20 +178,28 @@ class DiceLoss(nn.Module):
     Sigmoid for ``C == 1`` (the single channel is the foreground), softmax and one-hot target for ``C >= 2``,
     where ``include_background=False`` drops channel 0. The loss is averaged over images and channels, or, with
     ``batch=True``, sums are taken over the whole batch first (batch Dice). Outside ``valid`` both prediction
-    and target are zeroed.
+    and target are zeroed. ``squared=True`` squares the denominator terms, ``sum p^2 + sum g^2`` (EFEN Eq. 11, with
+    ``smooth=1`` the paper's Laplace term theta).
     """
 
-    def __init__(self, include_background: bool = False, smooth: float = 1e-5, batch: bool = False) -> None:
+    def __init__(
+        self, include_background: bool = False, smooth: float = 1e-5, batch: bool = False, squared: bool = False
+    ) -> None:
         super().__init__()
         if float(smooth) < 0:
             raise DualsegError(f"loss 'dice': smooth must be >= 0, got {smooth}")
         self.include_background = bool(include_background)
         self.smooth = float(smooth)
         self.batch = bool(batch)
+        self.squared = bool(squared)
         from monai.losses import DiceLoss as MonaiDiceLoss  # lazy: importing MONAI takes seconds
 
         self.dice = MonaiDiceLoss(
-            include_background=True, smooth_nr=self.smooth, smooth_dr=self.smooth, batch=self.batch
+            include_background=True,
+            smooth_nr=self.smooth,
+            smooth_dr=self.smooth,
+            batch=self.batch,
+            squared_pred=self.squared,
         )
 
     def forward(self, logits: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
@@ -199,4 +207,7 @@ class DiceLoss(nn.Module):
         return self.dice(prob, onehot)
 
     def extra_repr(self) -> str:
-        return f"include_background={self.include_background}, smooth={self.smooth}, batch={self.batch}"
+        return (
+            f"include_background={self.include_background}, smooth={self.smooth}, batch={self.batch}, "
+            f"squared={self.squared}"
+        )
