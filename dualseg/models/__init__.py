@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from dualseg.models import (  # noqa: F401  (registers the baselines, DRFL and DS2F)
-    baselines,
-    danie,  # noqa: F401  (registers danie_s, danie_l)
-    drfl,
-    ds2f,
-)
+import dualseg.models.danie  # noqa: F401  (registers danie_s, danie_l)
+from dualseg.models import baselines, drfl, ds2f  # noqa: F401  (registers the baselines, DRFL and DS2F)
 from dualseg.models.base import SegmentationModel
 
 __all__ = ["SegmentationModel"]
