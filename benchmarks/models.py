@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent
 # unless stated. DRFL (Xu et al., EAAI 2023): 256 px inputs, the "paper" preset, one row per ablation variant.
 # DS2F (Qiu et al., TPAMI 2023): RGB fundus patches, a 128x128 low-resolution input predicted at 256x256 (upscale 2);
 # rows for the plain backbone (sr_stream=False), + SR stream, and the full model: eval cost must be equal.
+# DANIE (paper 003): 224x224 RGB-shaped inputs (Section 3.2: H x W x 3; Synapse/ACDC slices are resized to 224).
 DEFAULT: tuple[dict[str, Any], tuple[int, int], int] = ({}, (256, 256), 1)
 DRFL_VARIANTS = ("ss", "ss_srs", "ss_srs_rftm", "dfm", "dfm_rftm", "drfl", "drfl_cbam")
 DS2F_ROWS = ({"upscale": 2, "sr_stream": False}, {"upscale": 2, "sfem": "none"}, {"upscale": 2})
@@ -41,6 +42,8 @@ SETTINGS: dict[str, list[tuple[dict[str, Any], tuple[int, int], int]]] = {
     "drfl": [({"variant": v, "preset": "paper"}, (256, 256), 1) for v in DRFL_VARIANTS],
     "ds2f_unet": [(args, (128, 128), 3) for args in DS2F_ROWS],
     "ds2f_deeplabv3plus": [(args, (128, 128), 3) for args in DS2F_ROWS],
+    "danie_s": [({"img_size": 224}, (224, 224), 3)],
+    "danie_l": [({"img_size": 224}, (224, 224), 3)],
 }
 
 
