@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent
 # unless stated. DRFL (Xu et al., EAAI 2023): 256 px inputs, the "paper" preset, one row per ablation variant.
 # DS2F (Qiu et al., TPAMI 2023): RGB fundus patches, a 128x128 low-resolution input predicted at 256x256 (upscale 2);
 # rows for the plain backbone (sr_stream=False), + SR stream, and the full model: eval cost must be equal.
+# DANIE (paper 003): 224x224 RGB-shaped inputs (Section 3.2: H x W x 3; Synapse/ACDC slices are resized to 224).
 DEFAULT: tuple[dict[str, Any], tuple[int, int], int] = ({}, (256, 256), 1)
 DRFL_VARIANTS = ("ss", "ss_srs", "ss_srs_rftm", "dfm", "dfm_rftm", "drfl", "drfl_cbam")
 DS2F_ROWS = ({"upscale": 2, "sr_stream": False}, {"upscale": 2, "sfem": "none"}, {"upscale": 2})
@@ -43,6 +44,9 @@ SETTINGS: dict[str, list[tuple[dict[str, Any], tuple[int, int], int]]] = {
     "ds2f_deeplabv3plus": [(args, (128, 128), 3) for args in DS2F_ROWS],
     # EFEN (Applied Sciences 2023): CVC-ClinicDB frames 384x288 RGB, one row per Table 1 variant
     "efen": [({"variant": v}, (288, 384), 3) for v in ("unet", "unet_process1", "efen")],
+    # DANIE (paper Tables 1/4-5/7): 224x224
+    "danie_s": [({"img_size": 224}, (224, 224), 3)],
+    "danie_l": [({"img_size": 224}, (224, 224), 3)],
 }
 
 

@@ -85,6 +85,11 @@ def _check_run_dir(out: Path, cfg: Config, resume: bool, force: bool) -> Config:
     return cfg
 
 
+def _as_float(output: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    """A model output in float32 for the loss; list outputs (e.g. DANIE's ``"heads"``) element by element."""
+    return output.float() if isinstance(output, torch.Tensor) else [t.float() for t in output]
+
+
 def _move(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -214,7 +219,7 @@ class Trainer:
                 image = image.contiguous(memory_format=torch.channels_last)
             with autocast(self.device, self.amp_dtype):
                 outputs = self.model(image)
-            loss, parts = self.loss_fn({k: v.float() for k, v in outputs.items()}, batch)
+            loss, parts = self.loss_fn({k: _as_float(v) for k, v in outputs.items()}, batch)
             if not torch.isfinite(loss):
                 raise DualsegError(
                     f"the loss became {float(loss.detach())} at epoch {epoch + 1}, iteration {i + 1}; the last good "

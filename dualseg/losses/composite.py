@@ -20,7 +20,8 @@ class LossTerm:
     """One term ``weight * loss(outputs[output], batch[target], batch.get(valid))``.
 
     ``name`` is a registered loss, ``kwargs`` its options. ``target`` is the batch key of the reference
-    (``"mask"``; e.g. ``"hr_image"`` for a super-resolution loss). ``valid`` is the batch key of the optional
+    (``"mask"``; e.g. ``"hr_image"`` for a super-resolution loss). When ``output`` names a list of tensors (e.g.
+    ``"heads"``), the loss is applied to each and the values are summed. ``valid`` is the batch key of the optional
     mask of pixels that count (``"fov"``; skipped when the batch has no such key; ``None`` never uses one).
     """
 
@@ -61,6 +62,15 @@ def _term_keys(terms: Sequence[LossTerm]) -> list[str]:
     return [k if by_key[k] == 1 else f"{k}#{i}" for i, k in enumerate(keys)]
 
 
+def sum_over_items(loss: nn.Module, outputs: Sequence[Tensor], target: Tensor, valid: Tensor | None) -> Tensor:
+    """``sum_i loss(outputs[i], target, valid)``: one term over every tensor of a list output (deep supervision with
+    additive head losses, as CASCADE/DANIE)."""
+    if not outputs:
+        raise DualsegError("the model output is an empty list")
+    values = [loss(o, target, valid) for o in outputs]
+    return values[0] if len(values) == 1 else sum(values[1:], values[0])
+
+
 class CompositeLoss(nn.Module):
     """Weighted sum of loss terms. ``forward(outputs, batch)`` returns ``(total, {key: unweighted value})``."""
 
@@ -93,8 +103,12 @@ class CompositeLoss(nn.Module):
                     f"but the batch holds: {', '.join(batch) or 'nothing'}"
                 )
             valid = batch.get(term.valid) if term.valid is not None else None
+            output = outputs[term.output]
             try:
-                value = loss(outputs[term.output], batch[term.target], valid)
+                if isinstance(output, (list, tuple)):  # a list output such as DANIE's "heads": the sum over its items
+                    value = sum_over_items(loss, output, batch[term.target], valid)
+                else:
+                    value = loss(output, batch[term.target], valid)
             except DualsegError as e:
                 raise DualsegError(f"loss term '{key}' (output '{term.output}'): {e}") from None
             weighted = value * term.weight

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dualseg.models.efen  # noqa: F401  (registers EFEN)
-from dualseg.models import baselines, drfl, ds2f  # noqa: F401  (registers the baselines, DRFL and DS2F)
+from dualseg.models import baselines, danie, drfl, ds2f, efen  # noqa: F401  (registers every model)
 from dualseg.models.base import SegmentationModel
 
 __all__ = ["SegmentationModel"]

@@ -115,3 +115,23 @@ def test_ce_on_single_logit_output_explains() -> None:
 def test_config_errors(spec, match: str) -> None:
     with pytest.raises(DualsegError, match=match):
         build_loss(spec)
+
+
+def test_list_output_sums_the_loss_over_every_item() -> None:
+    outputs, batch = make_batch()
+    heads = [outputs["seg"], outputs["aux_1"], outputs["seg"] * 0.5]
+    loss = build_loss(
+        [{"name": "dice", "output": "heads", "weight": 0.7}, {"name": "ce", "output": "heads", "weight": 0.3}]
+    )
+    total, values = loss({"seg": outputs["seg"], "heads": heads}, batch)
+    dice = sum(DiceLoss()(h, batch["mask"], batch["fov"]) for h in heads)
+    ce = sum(CrossEntropyLoss()(h, batch["mask"], batch["fov"]) for h in heads)
+    assert values["dice"] == pytest.approx(dice.item(), rel=1e-6)
+    assert values["ce"] == pytest.approx(ce.item(), rel=1e-6)
+    torch.testing.assert_close(total, 0.7 * dice + 0.3 * ce)
+
+
+def test_empty_list_output_is_an_error() -> None:
+    outputs, batch = make_batch()
+    with pytest.raises(DualsegError, match="empty list"):
+        build_loss([{"name": "ce", "output": "heads"}])({"heads": []}, batch)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import timm
 import torch
@@ -52,13 +52,19 @@ def create_encoder(name: str, in_channels: int, output_stride: int, pretrained: 
     return encoder
 
 
-def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike[str], in_channels: int) -> None:
+def load_encoder_weights(
+    encoder: nn.Module,
+    path: str | os.PathLike[str],
+    in_channels: int,
+    state_filter: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> None:
     """Load a local weights file (``.pth``/``.pt``/``.bin`` or ``.safetensors``) into a timm feature encoder.
 
     Accepts a plain timm state dict (classifier keys such as ``fc.*`` are dropped), a dict wrapping it under
     ``state_dict``/``model``, ``module.``-prefixed keys, or an ``encoder.``-prefixed dualseg state dict. A first
     convolution with another input channel count (e.g. RGB ImageNet weights, ``in_channels=1``) is adapted as timm
-    does (summed for 1 channel, repeated and rescaled otherwise).
+    does (summed for 1 channel, repeated and rescaled otherwise). ``state_filter``, when given, maps the file's state
+    dict (prefixes already stripped) before matching, e.g. to resize an architecture's position tables.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -73,6 +79,8 @@ def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike[str], in_ch
     own = encoder.state_dict()
     if not any(k in own for k in state) and any(k.startswith("encoder.") for k in state):
         state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
+    if state_filter is not None:
+        state = state_filter(state)
     cfg = getattr(encoder, "pretrained_cfg", None) or {}
     classifier = cfg.get("classifier", "fc")
     state = {k: v for k, v in state.items() if k in own or not k.startswith(f"{classifier}.")}

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dualseg.errors import DualsegError
 from dualseg.models.blocks.conv import ConvNormAct, make_act
 
 
@@ -37,6 +38,31 @@ class ChannelAttention(nn.Module):
         avg = self.mlp(F.adaptive_avg_pool2d(x, 1))
         mx = self.mlp(F.adaptive_max_pool2d(x, 1))
         return torch.sigmoid(avg + mx)
+
+    def branch_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two pooling branches kept apart: ``(sigmoid(MLP(maxpool(x))), sigmoid(MLP(avgpool(x))))``."""
+        w_max = torch.sigmoid(self.mlp(F.adaptive_max_pool2d(x, 1)))
+        return w_max, torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weights(x)
+
+
+class PooledSpatialAttention(nn.Module):
+    """Spatial attention from ONE channel pooling: ``w = sigmoid(conv_kxk(pool_c(x)))`` with ``pool`` ``"max"`` or
+    ``"avg"`` over channels and a 1 -> 1 convolution with bias (``kernel_size=1``: a learned affine map of the pooled
+    value, DANIE's Eq. 3). ``forward`` returns ``x * w``; ``weights`` returns ``w`` (N, 1, H, W)."""
+
+    def __init__(self, pool: str, kernel_size: int = 1) -> None:
+        super().__init__()
+        if pool not in ("max", "avg"):
+            raise DualsegError(f"PooledSpatialAttention: pool must be 'max' or 'avg', got {pool!r}")
+        self.pool = pool
+        self.conv = nn.Conv2d(1, 1, kernel_size, padding=kernel_size // 2)
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = x.amax(dim=1, keepdim=True) if self.pool == "max" else x.mean(dim=1, keepdim=True)
+        return torch.sigmoid(self.conv(pooled))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.weights(x)
