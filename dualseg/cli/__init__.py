@@ -7,9 +7,13 @@ import sys
 import traceback
 
 from dualseg.cli import benchmark, check_data, demo, evaluate, make_sr_targets, models, predict, train, train_sr
+from dualseg.cli import compare as compare_verb
+from dualseg.cli import cv as cv_verb
+from dualseg.cli import report as report_verb
 from dualseg.errors import DualsegError
 
 VERBS = (models, check_data, train, evaluate, predict, demo, benchmark, train_sr, make_sr_targets)
+VERBS += (cv_verb, compare_verb, report_verb)
 EXIT_ERROR = 2
 
 
