@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -122,8 +123,13 @@ def build_report(
                    Text(f"Each image beside its error overlay ({LEGEND}); ranked by the per-image foreground-mean "
                         f"{metric}, predicted again with each run's {checkpoint} checkpoint.")]
         for run in runs:
-            records = write_case_overlays(run, out / "overlays" / slug(run.name), metric, cases, checkpoint,
-                                          data_root, max_side)
+            try:
+                records = write_case_overlays(run, out / "overlays" / slug(run.name), metric, cases, checkpoint,
+                                              data_root, max_side)
+            except DualsegError as e:  # no checkpoint or data here: the tables still stand
+                print(f"warning: no case overlays for {run.name}: {e}", file=sys.stderr)
+                blocks.append(Text(f"{run.name}: no case overlays ({e})."))
+                continue
             overlay_records[run.name] = records
             classes = ", ".join(records[0]["classes"]) if records else ""
             blocks.append(Gallery(f"{run.name} (drawn: {classes})", [
