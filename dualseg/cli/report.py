@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--case-metric", default=None, help="metric that ranks the cases (default: the first shown)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="checkpoint for the overlays")
     p.add_argument("--data", default=None, help="dataset folder, if it moved since training")
-    p.add_argument("--max-side", type=int, default=512, help="largest side of each overlay panel in pixels")
+    p.add_argument("--max-side", type=int, default=384, help="largest side of each overlay panel in pixels")
     p.add_argument("--title", default=None)
     p.set_defaults(run=run)
 

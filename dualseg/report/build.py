@@ -36,7 +36,7 @@ def runs_table(runs: Sequence[RunResult]) -> Table:
                      Cell(str(s.get("selected_on", "?"))), Cell(str(s.get("dataset", "?"))),
                      Cell(str(s.get("n_images", "?")))])
     header = ["method", "model", "run directory", "checkpoint epoch", "selected on", "dataset", "images"]
-    return Table("Runs", header, rows, columns_right=[False] * 3 + [True, False, False, True])
+    return Table("Evaluated runs", header, rows, columns_right=[False] * 3 + [True, False, False, True])
 
 
 def significance_section(runs: Sequence[RunResult], metrics: Sequence[str], reference: int) -> tuple[list, list]:
@@ -68,7 +68,7 @@ def build_report(
     reference: str | None = None,
     checkpoint: str = "best",
     data_root: str | None = None,
-    max_side: int | None = 512,
+    max_side: int | None = 384,
     title: str | None = None,
 ) -> dict[str, Path]:
     """Write the report of ``run_dirs`` (each evaluated on ``split``) to ``out_dir``; return the written files.

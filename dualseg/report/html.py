@@ -20,6 +20,7 @@ table { border-collapse: collapse; margin: 0.5rem 0 0.3rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; white-space: nowrap; }
 th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.3rem; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
 p.note { font-size: 0.85rem; color: #555; margin-top: 0; }
 figure { display: inline-block; margin: 0.4rem 0.8rem 0.8rem 0; vertical-align: top; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
@@ -56,8 +57,8 @@ def table_html(table: Table) -> str:
             cells.append(f"<td{cls}>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
-    return (f"<table><caption>{html.escape(table.title)}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>{note}")
+    return (f'<div class="table-wrap"><table><caption>{html.escape(table.title)}</caption><thead><tr>{head}</tr>'
+            f"</thead><tbody>{''.join(rows)}</tbody></table></div>{note}")
 
 
 def figure_html(figure: Figure) -> str:

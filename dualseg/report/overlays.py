@@ -138,7 +138,7 @@ def predict_cases(
 
 def write_case_overlays(
     run: RunResult, out_dir: str | Path, metric: str = "dice", k: int = 2, which: str = "best",
-    data_root: str | None = None, max_side: int | None = 512, device: str = "auto",
+    data_root: str | None = None, max_side: int | None = 384, device: str = "auto",
 ) -> list[dict]:
     """Write ``OUT_DIR/{best,worst}_<rank>_<image>.png`` (image | error overlay) for a run's best and worst cases.
 

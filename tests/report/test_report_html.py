@@ -107,3 +107,14 @@ def test_report_and_compare_commands(two_runs, tmp_path, capsys):
     assert main(["compare", str(two_runs[0]), str(two_runs[1]), "--split", "val"]) == 2
     assert "has no val evaluation" in capsys.readouterr().err
     shutil.rmtree(out)
+
+
+def test_runs_without_checkpoints_still_get_tables(two_runs, tmp_path, capsys):
+    copies = []
+    for run in two_runs:
+        copies.append(tmp_path / run.name)
+        shutil.copytree(run, copies[-1], ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
+    files = build_report(copies, tmp_path / "rep", split="test", metrics=["dice"], cases=1)
+    md = files["markdown"].read_text()
+    assert "small_a: no case overlays (" in md and "| small_b |" in md
+    assert "warning: no case overlays for small_a" in capsys.readouterr().err
