@@ -62,12 +62,16 @@ def member_config(base: dict[str, Any], member: Member, folds: int | None, paren
     return config_from_dict(apply_overrides(json.loads(json.dumps(base)), sets))
 
 
-def _stats(values: Sequence[float | None]) -> dict[str, Any]:
-    finite = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) else None
+
+
+def _stats(values: Sequence[Any]) -> dict[str, Any]:
+    kept = [_number(v) for v in values]
+    finite = np.array([v for v in kept if v is not None], dtype=np.float64)
     n = int(finite.size)
     return {"mean": float(finite.mean()) if n else None,
-            "std": float(finite.std(ddof=STD_DDOF)) if n > STD_DDOF else None, "n": n,
-            "values": [None if v is None or not np.isfinite(v) else float(v) for v in values]}
+            "std": float(finite.std(ddof=STD_DDOF)) if n > STD_DDOF else None, "n": n, "values": kept}
 
 
 def aggregate(summaries: Sequence[dict]) -> dict[str, Any]:
@@ -78,7 +82,7 @@ def aggregate(summaries: Sequence[dict]) -> dict[str, Any]:
     metrics: list[str] = []
     classes: list[str] = []
     for s in summaries:
-        metrics += [m for m in s["mean"] if m not in metrics]
+        metrics += [m for m, v in s["mean"].items() if m not in metrics and (v is None or _number(v) is not None)]
         classes += [c for c in s["classes"] if c not in classes]
 
     def class_mean(s: dict, cls: str, m: str) -> float | None:

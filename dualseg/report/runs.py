@@ -45,8 +45,8 @@ class RunResult:
 
     @property
     def metrics(self) -> list[str]:
-        """The metrics of the summary's foreground mean, in its order."""
-        return list(self.summary["mean"])
+        """The metrics of the summary's foreground mean, in its order (entries that are not numbers are skipped)."""
+        return [m for m, v in self.summary["mean"].items() if v is None or isinstance(v, int | float)]
 
     @property
     def case_names(self) -> list[str]:

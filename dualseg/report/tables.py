@@ -52,8 +52,9 @@ class Table:
         return "\n".join(lines)
 
 
-def _finite(x: float | None) -> bool:
-    return x is not None and not math.isnan(x)
+def _finite(x: object) -> bool:
+    """A real number that is not NaN or infinite (None, strings and nested values from newer summaries are not)."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def format_value(mean: float | None, std: float | None = None, digits: int = 4) -> str:

@@ -32,7 +32,8 @@ def _summary(dice_fg, dice_a, pooled, extra=None):
 
 
 def test_aggregate_is_mean_and_sample_std_over_members():
-    summaries = [_summary(0.80, 0.80, 0.81, {"hd95": 4.0}), _summary(0.70, 0.70, 0.72), _summary(0.75, None, 0.74)]
+    summaries = [_summary(0.80, 0.80, 0.81, {"hd95": 4.0}), _summary(0.70, 0.70, 0.72, {"per_volume": {"x": 1}}),
+                 _summary(0.75, None, 0.74)]
     agg = aggregate(summaries)
     assert agg["n_members"] == 3
     dice = agg["mean"]["dice"]
@@ -41,4 +42,5 @@ def test_aggregate_is_mean_and_sample_std_over_members():
     class_a = agg["per_class"]["a"]["dice"]  # one member undefined: n = 2
     assert class_a["n"] == 2 and class_a["mean"] == pytest.approx(0.75)
     assert agg["mean"]["hd95"] == {"mean": 4.0, "std": None, "n": 1, "values": [4.0, None, None]}
+    assert "per_volume" not in agg["mean"]  # a nested entry of a newer summary is not a metric
     assert agg["dataset_level"]["dice"]["mean"] == pytest.approx((0.81 + 0.72 + 0.74) / 3)

@@ -22,6 +22,7 @@ def test_format_value():
     assert format_value(0.82134, 0.03102) == "0.8213 ± 0.0310"
     assert format_value(0.5, None, digits=2) == "0.50"
     assert format_value(None, 0.1) == MISSING and format_value(math.nan) == MISSING
+    assert format_value({"nested": 1}) == MISSING and format_value(0.5, math.inf) == "0.5000"
 
 
 def test_best_value_in_bold_per_column():
