@@ -188,9 +188,12 @@ def format_cv_markdown(record: dict[str, Any], name: str) -> str:
     what = " x ".join(x for x in (f"{record['folds']} folds" if record["folds"] else "",
                                   f"{record['seeds']} seeds" if record["seeds"] else "") if x)
     splits = sorted({str(m["split"]) for m in record["members"]})
+    budget = record["budget"]
+    iters = budget["iters_per_epoch"] or "one pass over the training images of"
+    budget_text = f"{budget['epochs']} epochs x {iters} steps of batch {budget['batch_size']}"
     lines = [f"# {name}: {what}", "",
              f"Model {record['model']}; each member evaluated on its {'/'.join(splits)} split with its "
-             f"{record['checkpoint']} checkpoint; budget {record['budget']}. A member's value is its mean over "
+             f"{record['checkpoint']} checkpoint; budget {budget_text}. A member's value is its mean over "
              f"images ({record.get('convention') or 'see summary.json'}); the last row is the mean ± sample std "
              f"(ddof {agg['std_ddof']}) over the {agg['n_members']} members.", ""]
 

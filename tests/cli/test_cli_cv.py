@@ -42,6 +42,7 @@ def test_two_folds_then_resume(data_root, tmp_path, capsys, monkeypatch):
     assert dice["mean"] == pytest.approx(statistics.mean(s["mean"]["dice"] for s in summaries))
     assert dice["std"] == pytest.approx(statistics.stdev(s["mean"]["dice"] for s in summaries))
     md = (parent / "cv.md").read_text()
+    assert "budget 1 epochs x 1 steps of batch 2" in md
     assert "| fold0 |" in md and f"| mean ± std | {dice['mean']:.4f} ± {dice['std']:.4f} |" in md
     assert not [line for line in md.splitlines() if line.startswith("|") and "**" in line]  # folds: no bold
     out = capsys.readouterr().out
