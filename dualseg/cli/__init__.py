@@ -9,7 +9,9 @@ import traceback
 from dualseg.cli import (
     benchmark,
     check_data,
+    compare,
     convert_nnunet,
+    cv,
     demo,
     evaluate,
     export,
@@ -17,13 +19,14 @@ from dualseg.cli import (
     make_sr_targets,
     models,
     predict,
+    report,
     train,
     train_sr,
 )
 from dualseg.errors import DualsegError
 
 VERBS = (models, check_data, train, evaluate, predict, export, demo, benchmark, train_sr, make_sr_targets,
-         fetch_data, convert_nnunet)
+         fetch_data, convert_nnunet, cv, compare, report)
 EXIT_ERROR = 2
 
 

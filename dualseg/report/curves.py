@@ -41,3 +41,47 @@ def plot_curves(metrics_csv: str | Path, out_png: str | Path, title: str | None 
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
+
+
+def _read_rows(metrics_csv: Path) -> list[dict[str, str]]:
+    with open(metrics_csv, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot_runs(runs: list[tuple[str, Path]], out_png: str | Path, metric: str = "dice") -> Path | None:
+    """All runs in one figure: training loss (left) and the validation ``metric`` (right) per epoch, one line each.
+
+    ``runs`` are (label, metrics.csv) pairs; runs whose file holds no epochs are left out, and None is returned when
+    none has any. The validation column is ``val_<metric>`` (``test_<metric>`` for runs that selected on test).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    plotted = False
+    for label, path in runs:
+        rows = _read_rows(path)
+        if not rows:
+            continue
+        epochs = [int(r["epoch"]) for r in rows]
+        for ax, key in ((axes[0], "train_loss"), (axes[1], f"val_{metric}"), (axes[1], f"test_{metric}")):
+            if key in rows[0]:
+                values = [float(r[key]) if r.get(key) not in (None, "") else float("nan") for r in rows]
+                ax.plot(epochs, values, label=label if key.startswith(("train", "val")) else f"{label} (test)")
+                plotted = True
+    if not plotted:
+        plt.close(fig)
+        return None
+    axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
+    axes[1].set(xlabel="epoch", ylabel=metric, title=f"validation {metric} (foreground mean)")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
