@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from dualseg.inference.predict import predict_folder
 
     written = predict_folder(args.model, args.inputs, args.output_dir, args.checkpoint,
-                             overlays=not args.no_overlays, device=args.device)
+                             overlays=not args.no_overlays, device=args.device,
+                             progress=sys.stderr.isatty())  # a bar for people; logs keep errors on one line
     print(f"wrote {len(written)} mask(s) to {args.output_dir}" + ("" if args.no_overlays else " (+ overlays/)"))
     return 0

@@ -283,7 +283,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise DualsegError(f"{path} is not valid YAML: {e}") from e
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DualsegError(f"{path} is not valid YAML{where}: {problem or e}") from e
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -29,12 +29,13 @@ import dualseg
 from dualseg.data.build import DataBundle, input_scale, make_dataset, prepare_data, split_meta
 from dualseg.data.descriptions import description_to_dict
 from dualseg.data.splits import save_split
-from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, remove_stale_temp_files, save_checkpoint
 from dualseg.engine.config import Config, config_from_dict, dump_config
 from dualseg.engine.evaluator import evaluate_dataset
 from dualseg.engine.precision import autocast, resolve_precision
+from dualseg.engine.preflight import changed_keys, check_run_inputs
 from dualseg.engine.schedules import Schedule
-from dualseg.engine.seed import resolve_device, seed_everything
+from dualseg.engine.seed import resolve_device, rng_state, seed_everything, set_rng_state
 from dualseg.errors import DualsegError
 from dualseg.losses import build_loss
 
@@ -76,8 +77,8 @@ def _check_run_dir(out: Path, cfg: Config, resume: bool, force: bool) -> Config:
         saved = config_from_dict(load_checkpoint(last)["config"])
         if dump_config(saved) != dump_config(cfg) and not force:
             raise DualsegError(
-                f"--resume: the config differs from the one {out} was trained with; resume with the same config, "
-                "or add --force to continue with the new one"
+                f"--resume: the config differs from the one {out} was trained with ({changed_keys(saved, cfg)}); "
+                "resume with the same config, or add --force to continue with the new one"
             )
         return cfg if force else saved
     if last.is_file():
@@ -105,6 +106,7 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         self.bundle: DataBundle = prepare_data(cfg, self.out / "split.json")
         self.model = build_model_from_config(cfg, self.bundle.description).to(self.device)
+        check_run_inputs(cfg, self.model, self.bundle)
         self.loss_fn = build_loss(cfg.loss).to(self.device)
         self.train_set = make_dataset(cfg, self.bundle, "train", train=True)
         eval_split = "test" if cfg.train.select_on == "test" else "val"
@@ -154,7 +156,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": torch.get_rng_state(),
+            "rng": rng_state(),
             "trainer": vars(s).copy(),
             "config": self.cfg.to_dict(),
             "model_name": self.cfg.model.name,
@@ -165,12 +167,20 @@ class Trainer:
         }
 
     def _load(self, path: Path) -> None:
+        remove_stale_temp_files(path.parent)
         state = load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise DualsegError(
+                f"{path} holds model '{state.get('model_name')}' with {state.get('in_channels')} input channel(s) "
+                f"and {state.get('num_classes')} classes, which the config's model cannot load "
+                f"({str(e).splitlines()[0][:120]}); --force cannot change the model: start a new run instead"
+            ) from e
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.state = TrainState(**state["trainer"])
         self._truncate_metrics(self.state.epoch)
 
