@@ -18,7 +18,6 @@ import torch
 
 from dualseg.errors import DualsegError
 
-
 TEMP_SUFFIX = ".tmp"
 PAUSE_ENV = "DUALSEG_TEST_PAUSE_BEFORE_RENAME"  # test hook: seconds to sleep with the new file written, not renamed
 
