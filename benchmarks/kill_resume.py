@@ -233,9 +233,9 @@ def main() -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    info = machine()  # before training sets its own thread count
     t0 = time.perf_counter()
     record = kill_resume_experiment(work, args.kills, args.epochs, args.iters, args.seed)
-    info = machine()
     record = {"kind": "kill-resume", "commit": git_commit(REPO), "machine": info, "seed": args.seed,
               "wall_s": round(time.perf_counter() - t0, 1), **record}
     path = write_result(REPO / "benchmarks" / "results", info, "kill_resume", record)
