@@ -42,7 +42,7 @@ class SegmentationModel(nn.Module):
         if h % d or w % d:
             raise DualsegError(
                 f"{type(self).__name__} needs H and W divisible by {d}, got {h}x{w}; "
-                f"nearest valid sizes: H {nearest_valid(h, d)}, W {nearest_valid(w, d)} (pad or resize)"
+                f"nearest valid sizes: {nearest_valid(h, d)}x{nearest_valid(w, d)} (pad or resize)"
             )
 
 
