@@ -23,7 +23,7 @@ from dualseg.cli import (
     train,
     train_sr,
 )
-from dualseg.errors import DualsegError
+from dualseg.errors import DualsegError, describe_os_error, one_line
 
 VERBS = (models, check_data, train, evaluate, predict, export, demo, benchmark, train_sr, make_sr_targets,
          fetch_data, convert_nnunet, cv, compare, report)
@@ -47,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     except DualsegError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:  # disk full, permission denied, a file in the way: the system's words, the path, the fix
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {describe_os_error(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted; resume a training run with --resume", file=sys.stderr)

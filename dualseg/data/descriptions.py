@@ -153,17 +153,24 @@ def infer_description(root: str | Path, max_files: int = 64) -> DatasetDescripti
     sample = scan.samples[:: max(1, len(scan.samples) // max_files)][:max_files]
     channels = 1
     values: set[int] = set()
+    binary_masks = 0  # masks holding only 0/255 or only 0/1
     for s in sample:
         try:
             img, mask = read_image(s.image, s.extra_channels), read_mask(s.mask)
         except DualsegError:
             continue  # unreadable files are reported by check-data / refused by the dataset, not guessed from
         channels = max(channels, 3 if img.shape[-1] >= 3 else 1)
-        values.update(np.unique(mask).tolist())
+        mask_values = set(np.unique(mask).tolist())
+        values |= mask_values
+        binary_masks += mask_values <= {0, 255} or mask_values <= {0, 1}
     if values <= {0, 255}:
         return DatasetDescription(Path(root).name, channels, ("background", "foreground"), {0: 0, 255: 1})
     if values <= {0, 1}:
         return DatasetDescription(Path(root).name, channels, ("background", "foreground"))
+    if values <= {0, 1, 255} or (255 in values and binary_masks > len(sample) / 2):
+        # 0/255 masks, possibly mixed with 0/1 ones (both read as binary); a few masks with other values are
+        # then reported by name as outside the declared classes instead of turning the whole folder into classes
+        return DatasetDescription(Path(root).name, channels, ("background", "foreground"), {0: 0, 255: 1})
     n = int(max(values)) + 1
     if n > 64:
         raise DualsegError(

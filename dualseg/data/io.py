@@ -22,6 +22,11 @@ def _read_array(path: Path, palette_as_color: bool) -> np.ndarray:
         raise DualsegError(f"empty (0-byte) file: {path}; replace it with a valid image or remove the pair")
     try:
         with Image.open(path) as im:
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                raise DualsegError(
+                    f"{path} holds {frames} pages/frames (a stack?); dualseg reads 2D images: save one file per slice"
+                )
             im.load()
             if im.mode == "P" and palette_as_color:
                 im = im.convert("RGBA" if "transparency" in im.info else "RGB")

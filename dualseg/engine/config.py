@@ -121,6 +121,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     deterministic: bool = True
     threads: int | None = None  # torch CPU threads; None = PyTorch's default
+    checkpoint_every: int | None = None  # also write checkpoints/last.pt every N steps inside an epoch (resumable)
+    nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/Inf loss: stop with an error, or skip that step and go on
 
 
 @dataclass
@@ -227,6 +229,8 @@ def _check_values(cfg: Config) -> None:
     }
     if cfg.train.iters_per_epoch is not None:
         positive["train.iters_per_epoch"] = cfg.train.iters_per_epoch
+    if cfg.train.checkpoint_every is not None:
+        positive["train.checkpoint_every"] = cfg.train.checkpoint_every
     for key, value in positive.items():
         if value <= 0:
             raise DualsegError(f"{key} must be a positive integer, got {value}")
@@ -283,7 +287,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise DualsegError(f"{path} is not valid YAML: {e}") from e
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DualsegError(f"{path} is not valid YAML{where}: {problem or e}") from e
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -17,7 +17,7 @@ import csv
 import io
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,13 @@ import dualseg
 from dualseg.data.build import DataBundle, input_scale, make_dataset, prepare_data, split_meta
 from dualseg.data.descriptions import description_to_dict
 from dualseg.data.splits import save_split
-from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, remove_stale_temp_files, save_checkpoint
 from dualseg.engine.config import Config, config_from_dict, dump_config
 from dualseg.engine.evaluator import evaluate_dataset
 from dualseg.engine.precision import autocast, resolve_precision
+from dualseg.engine.preflight import changed_keys, check_run_inputs
 from dualseg.engine.schedules import Schedule
-from dualseg.engine.seed import resolve_device, seed_everything
+from dualseg.engine.seed import resolve_device, rng_state, seed_everything, set_rng_state
 from dualseg.errors import DualsegError
 from dualseg.losses import build_loss
 
@@ -66,6 +67,8 @@ class TrainState:
     best_epoch: int = -1
     stale_epochs: int = 0
     train_seconds: float = 0.0
+    epoch_iter: int = 0  # iterations done in the unfinished epoch (a checkpoint inside an epoch: resume from there)
+    epoch_sums: dict[str, float] = field(default_factory=dict)  # that epoch's loss sums so far
 
 
 def _check_run_dir(out: Path, cfg: Config, resume: bool, force: bool) -> Config:
@@ -76,8 +79,8 @@ def _check_run_dir(out: Path, cfg: Config, resume: bool, force: bool) -> Config:
         saved = config_from_dict(load_checkpoint(last)["config"])
         if dump_config(saved) != dump_config(cfg) and not force:
             raise DualsegError(
-                f"--resume: the config differs from the one {out} was trained with; resume with the same config, "
-                "or add --force to continue with the new one"
+                f"--resume: the config differs from the one {out} was trained with ({changed_keys(saved, cfg)}); "
+                "resume with the same config, or add --force to continue with the new one"
             )
         return cfg if force else saved
     if last.is_file():
@@ -110,6 +113,7 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         self.bundle: DataBundle = prepare_data(cfg, self.out / "split.json")
         self.model = build_model_from_config(cfg, self.bundle.description).to(self.device)
+        check_run_inputs(cfg, self.model, self.bundle)
         self.loss_fn = build_loss(cfg.loss).to(self.device)
         self.train_set = make_dataset(cfg, self.bundle, "train", train=True)
         eval_split = "test" if cfg.train.select_on == "test" else "val"
@@ -139,28 +143,36 @@ class Trainer:
             atomic_write_text(self.out / "config.yaml", dump_config(cfg))
             save_split(self.bundle.split, self.out / "split.json", split_meta(cfg, self.bundle))
 
-    def _loader(self, epoch: int) -> DataLoader:
+    def _loader(self, epoch: int, start: int = 0) -> DataLoader:
+        """The epoch's batches from iteration ``start`` on: the order is a function of seed and epoch only, and the
+        loader draws its worker seed from the same generator, not from the global RNG that dropout uses."""
         generator = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
         self.train_set.set_epoch(epoch)
         bs = self.cfg.train.batch_size
-        sampler = RandomSampler(self.train_set, num_samples=self.iters * bs, generator=generator)
+        order = list(RandomSampler(self.train_set, num_samples=self.iters * bs, generator=generator))[start * bs:]
         workers = self.cfg.data.num_workers
         return DataLoader(
-            self.train_set, batch_size=bs, sampler=sampler, num_workers=workers, drop_last=True,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            self.train_set, batch_size=bs, sampler=order, num_workers=workers, drop_last=True,
+            pin_memory=self.device.type == "cuda", persistent_workers=False, generator=generator,
         )
 
     # --- checkpoints --------------------------------------------------------------------------------------------
     def _checkpoint_state(self) -> dict[str, Any]:
         s = self.state
+        bad = [name for name, p in self.model.state_dict().items() if p.is_floating_point() and not p.isfinite().all()]
+        if bad:
+            raise DualsegError(
+                f"the weights became non-finite ({bad[0]}{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}) at "
+                f"epoch {s.epoch}; the last good checkpoint is kept. Lower train.optimizer.lr or set train.grad_clip"
+            )
         return {
             "format": "dualseg-checkpoint-1",
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": torch.get_rng_state(),
-            "trainer": vars(s).copy(),
+            "rng": rng_state(),
+            "trainer": {**vars(s), "epoch_sums": dict(s.epoch_sums)},
             "config": self.cfg.to_dict(),
             "model_name": self.cfg.model.name,
             "in_channels": self.model.in_channels,
@@ -170,12 +182,20 @@ class Trainer:
         }
 
     def _load(self, path: Path) -> None:
+        remove_stale_temp_files(path.parent)
         state = load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise DualsegError(
+                f"{path} holds model '{state.get('model_name')}' with {state.get('in_channels')} input channel(s) "
+                f"and {state.get('num_classes')} classes, which the config's model cannot load "
+                f"({str(e).splitlines()[0][:120]}); --force cannot change the model: start a new run instead"
+            ) from e
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.state = TrainState(**state["trainer"])
         self._truncate_metrics(self.state.epoch)
 
@@ -204,11 +224,14 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.cfg
         self.model.train()
-        sums: dict[str, float] = {}
+        start = self.state.epoch_iter
+        sums = self.state.epoch_sums
+        if cfg.train.nonfinite == "skip":
+            sums.setdefault("skipped_steps", 0.0)
         per_iter = cfg.train.schedule.step == "iter"
-        bar = tqdm(self._loader(epoch), total=self.iters, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
-        for i, batch in enumerate(bar):
+        bar = tqdm(self._loader(epoch, start), total=self.iters, initial=start, disable=not self.progress,
+                   desc=f"epoch {epoch + 1}/{cfg.train.epochs}", leave=False, dynamic_ncols=True)
+        for i, batch in enumerate(bar, start=start):
             if per_iter:
                 self.schedule.set(self.state.step)
             batch = _move(batch, self.device)
@@ -220,6 +243,12 @@ class Trainer:
             with autocast(self.device, self.amp_dtype):
                 outputs = self.model(image)
             loss, parts = self.loss_fn({k: _as_float(v) for k, v in outputs.items()}, batch)
+            if not torch.isfinite(loss) and cfg.train.nonfinite == "skip":
+                tqdm.write(f"warning: the loss is {float(loss.detach())} at epoch {epoch + 1}, iteration {i + 1}; "
+                           "step skipped (train.nonfinite: skip)")
+                sums["skipped_steps"] += 1
+                self.state.epoch_iter = i + 1
+                continue
             if not torch.isfinite(loss):
                 raise DualsegError(
                     f"the loss became {float(loss.detach())} at epoch {epoch + 1}, iteration {i + 1}; the last good "
@@ -237,7 +266,15 @@ class Trainer:
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.4f}")
-        return {k: v / self.iters for k, v in sums.items()}
+            self.state.epoch_iter = i + 1
+            every = cfg.train.checkpoint_every
+            if every and self.state.step % every == 0 and i + 1 < self.iters:
+                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
+        finite = self.iters - int(sums.get("skipped_steps", 0))
+        out = {k: v / max(finite, 1) for k, v in sums.items() if k != "skipped_steps"}
+        if "skipped_steps" in sums:
+            out["skipped_steps"] = sums["skipped_steps"]
+        return out
 
     def fit(self) -> dict[str, Any]:
         """Train until ``train.epochs``, early stopping or the time limit; return the final trainer state."""
@@ -259,6 +296,7 @@ class Trainer:
                 metrics = self._validate(epoch)
                 row.update(metrics)
                 s.epoch += 1
+                s.epoch_iter, s.epoch_sums = 0, {}
                 s.train_seconds += time.perf_counter() - t0
                 row["time_s"] = round(s.train_seconds, 1)
                 self._select(metrics.get(f"{self.eval_split}_{cfg.train.monitor}"))
