@@ -18,10 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dualseg.engine.config import load_config
+    from dualseg.engine.distributed import is_main_process
     from dualseg.engine.trainer import train
 
     cfg = load_config(args.config, args.overrides)
     state = train(cfg, resume=args.resume, force=args.force, progress=not args.no_progress)
-    print(f"done: {state['epoch']} epochs in {state['train_seconds'] / 60:.1f} min; best {cfg.train.monitor} "
-          f"{state['best']:.4f} at epoch {state['best_epoch']}; run directory {cfg.output_dir}")
+    if is_main_process():
+        print(f"done: {state['epoch']} epochs in {state['train_seconds'] / 60:.1f} min; best {cfg.train.monitor} "
+              f"{state['best']:.4f} at epoch {state['best_epoch']}; run directory {cfg.output_dir}")
     return 0

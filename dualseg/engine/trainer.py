@@ -16,21 +16,24 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import dualseg
 from dualseg.data.build import DataBundle, input_scale, make_dataset, prepare_data, split_meta
 from dualseg.data.descriptions import description_to_dict
 from dualseg.data.splits import save_split
+from dualseg.engine import distributed
 from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from dualseg.engine.config import Config, config_from_dict, dump_config
+from dualseg.engine.data_wait import DataWait
 from dualseg.engine.evaluator import evaluate_dataset
 from dualseg.engine.precision import autocast, resolve_precision
 from dualseg.engine.schedules import Schedule
@@ -53,7 +56,8 @@ def make_optimizer(cfg: Config, model: torch.nn.Module, device: torch.device) ->
     params = [p for p in model.parameters() if p.requires_grad]
     fused = {"fused": True} if device.type == "cuda" else {}
     if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
+                               **fused)
     cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
     return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, **fused)
 
@@ -85,6 +89,16 @@ def _check_run_dir(out: Path, cfg: Config, resume: bool, force: bool) -> Config:
     return cfg
 
 
+def loader_workers(setting: int | None, device: torch.device) -> int:
+    """``data.num_workers``, or by default: 0 on CPU (the model's threads use every core), else up to 4 per GPU."""
+    if setting is not None:
+        return setting
+    if device.type != "cuda":
+        return 0
+    per_rank = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(4, per_rank - 1))
+
+
 def _move(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -102,7 +116,8 @@ class Trainer:
         seed_everything(cfg.seed, cfg.train.deterministic)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self.device = resolve_device(cfg.train.device)
+        self.dist = distributed.current()
+        self.device = self.dist.device(resolve_device(cfg.train.device))
         self.bundle: DataBundle = prepare_data(cfg, self.out / "split.json")
         self.model = build_model_from_config(cfg, self.bundle.description).to(self.device)
         self.loss_fn = build_loss(cfg.loss).to(self.device)
@@ -115,7 +130,7 @@ class Trainer:
         self.eval_set = make_dataset(cfg, self.bundle, eval_split, train=False) if has_eval else None
         n = len(self.train_set)
         bs = cfg.train.batch_size
-        self.iters = cfg.train.iters_per_epoch or max(1, n // bs)
+        self.iters = cfg.train.iters_per_epoch or max(1, n // (bs * self.dist.world_size))  # steps of the global batch
         self.optimizer = make_optimizer(cfg, self.model, self.device)
         sched = cfg.train.schedule
         per_iter = sched.step == "iter"
@@ -130,20 +145,29 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.resume:
             self._load(self.out / CHECKPOINT_DIR / "last.pt")
-        else:
+        elif self.dist.is_main:
             atomic_write_text(self.out / "config.yaml", dump_config(cfg))
             save_split(self.bundle.split, self.out / "split.json", split_meta(cfg, self.bundle))
+        self.train_model = distributed.wrap_model(self.model, self.dist, self.device, cfg.train.sync_batchnorm)
+        self._train_loader: DataLoader | None = None
+        self.dist.barrier()
 
     def _loader(self, epoch: int) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        """The training loader, positioned at ``epoch`` (one loader for the run: workers can persist)."""
         self.train_set.set_epoch(epoch)
-        bs = self.cfg.train.batch_size
-        sampler = RandomSampler(self.train_set, num_samples=self.iters * bs, generator=generator)
-        workers = self.cfg.data.num_workers
-        return DataLoader(
-            self.train_set, batch_size=bs, sampler=sampler, num_workers=workers, drop_last=True,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
-        )
+        if self._train_loader is None:
+            bs = self.cfg.train.batch_size
+            sampler = distributed.EpochSampler(len(self.train_set), self.iters * bs, self.cfg.seed,
+                                               self.dist.rank, self.dist.world_size)
+            data = self.cfg.data
+            workers = loader_workers(data.num_workers, self.device)
+            pin = self.device.type == "cuda" if data.pin_memory is None else data.pin_memory
+            self._train_loader = DataLoader(
+                self.train_set, batch_size=bs, sampler=sampler, num_workers=workers, drop_last=True,
+                pin_memory=pin, persistent_workers=data.persistent_workers and workers > 0,
+            )
+        self._train_loader.sampler.set_epoch(epoch)
+        return self._train_loader
 
     # --- checkpoints --------------------------------------------------------------------------------------------
     def _checkpoint_state(self) -> dict[str, Any]:
@@ -177,7 +201,7 @@ class Trainer:
     def _truncate_metrics(self, epochs_done: int) -> None:
         """Drop metrics.csv rows of epochs after the checkpoint, so a resumed run's log equals an uninterrupted one."""
         path = self.out / "metrics.csv"
-        if not path.is_file():
+        if not path.is_file() or not self.dist.is_main:
             return
         rows = list(csv.reader(path.read_text().splitlines()))
         kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= epochs_done]
@@ -186,6 +210,8 @@ class Trainer:
         atomic_write_text(path, buf.getvalue())
 
     def _log_row(self, row: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         path = self.out / "metrics.csv"
         text = path.read_text() if path.is_file() else ""
         buf = io.StringIO()
@@ -201,9 +227,12 @@ class Trainer:
         self.model.train()
         sums: dict[str, float] = {}
         per_iter = cfg.train.schedule.step == "iter"
+        distributed.seed_rank(self.dist, cfg.seed, epoch)
         bar = tqdm(self._loader(epoch), total=self.iters, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
+                   disable=not (self.progress and self.dist.is_main), leave=False, dynamic_ncols=True)
+        wait = DataWait()
         for i, batch in enumerate(bar):
+            wait.batch_ready()
             if per_iter:
                 self.schedule.set(self.state.step)
             batch = _move(batch, self.device)
@@ -213,9 +242,9 @@ class Trainer:
             if cfg.train.channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
             with autocast(self.device, self.amp_dtype):
-                outputs = self.model(image)
+                outputs = self.train_model(image)
             loss, parts = self.loss_fn({k: v.float() for k, v in outputs.items()}, batch)
-            if not torch.isfinite(loss):
+            if not self.dist.all_true(bool(torch.isfinite(loss)), self.device):
                 raise DualsegError(
                     f"the loss became {float(loss.detach())} at epoch {epoch + 1}, iteration {i + 1}; the last good "
                     "checkpoint is kept. Lower train.optimizer.lr, enable train.grad_clip, or check the data"
@@ -231,8 +260,11 @@ class Trainer:
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.4f}")
-        return {k: v / self.iters for k, v in sums.items()}
+            wait.step_done()
+            bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.4f}", data=f"{wait.fraction:.0%}")
+        means = {k: v / self.iters for k, v in sums.items()}
+        means["data_wait"] = wait.fraction
+        return self.dist.mean(means, self.device)
 
     def fit(self) -> dict[str, Any]:
         """Train until ``train.epochs``, early stopping or the time limit; return the final trainer state."""
@@ -240,7 +272,7 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         cfg = self.cfg
-        writer = SummaryWriter(str(self.out / "tensorboard"))
+        writer = SummaryWriter(str(self.out / "tensorboard")) if self.dist.is_main else None
         s = self.state
         try:
             while s.epoch < cfg.train.epochs:
@@ -249,23 +281,27 @@ class Trainer:
                     self.schedule.set(epoch)
                 t0 = time.perf_counter()
                 losses = self._train_epoch(epoch)
+                data_wait = losses.pop("data_wait")
+                distributed.broadcast_buffers(self.model, self.dist)
                 row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
                 row.update({f"train_{k}": round(v, 6) for k, v in losses.items()})
                 metrics = self._validate(epoch)
                 row.update(metrics)
                 s.epoch += 1
-                s.train_seconds += time.perf_counter() - t0
+                s.train_seconds = self.dist.broadcast(s.train_seconds + time.perf_counter() - t0)
+                row["data_wait"] = round(data_wait, 4)  # fraction of step time spent waiting for batches
                 row["time_s"] = round(s.train_seconds, 1)
                 self._select(metrics.get(f"{self.eval_split}_{cfg.train.monitor}"))
                 # The log row first, then the checkpoint: a crash between the two is undone on resume (rows after
                 # the checkpoint's epoch are dropped), so metrics.csv always matches an uninterrupted run.
                 self._log_row(row)
-                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
-                for k, v in row.items():
-                    if k != "epoch" and isinstance(v, int | float):
-                        writer.add_scalar(k, v, epoch + 1)
-                msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-                tqdm.write(msg)
+                if self.dist.is_main:
+                    save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
+                    for k, v in row.items():
+                        if k != "epoch" and isinstance(v, int | float):
+                            writer.add_scalar(k, v, epoch + 1)
+                    msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                    tqdm.write(msg)
                 if cfg.train.early_stopping and s.stale_epochs >= cfg.train.early_stopping:
                     tqdm.write(f"early stopping: no improvement of {cfg.train.monitor} for {s.stale_epochs} epochs")
                     break
@@ -273,8 +309,14 @@ class Trainer:
                     tqdm.write(f"time limit reached ({s.train_seconds / 60:.1f} min)")
                     break
         finally:
-            writer.close()
-        if (self.out / "metrics.csv").is_file():
+            if writer is not None:
+                writer.close()
+        if self.dist.enabled:
+            digest = distributed.check_replicas(self.model, self.dist)
+            if self.dist.is_main:
+                tqdm.write(f"{self.dist.world_size} replicas identical: model sha256 {digest}")
+        self.dist.barrier()  # rank 0's checkpoint is on disk before any rank returns
+        if self.dist.is_main and (self.out / "metrics.csv").is_file():
             from dualseg.report.curves import plot_curves
 
             plot_curves(self.out / "metrics.csv", self.out / "curves.png", f"{cfg.name} ({cfg.model.name})")
@@ -285,9 +327,9 @@ class Trainer:
         last_epoch = epoch + 1 == cfg.train.epochs
         if self.eval_set is None or ((epoch + 1) % cfg.train.val_every and not last_epoch):
             return {}
-        summary = evaluate_dataset(self.model, self.eval_set, cfg.eval, self.device, resize=cfg.data.resize,
-                                   input_scale=input_scale(cfg),
-                                   amp_dtype=self.amp_dtype)
+        summary = distributed.evaluate_sharded(evaluate_dataset, self.model, self.eval_set, self.dist,
+                                               eval_cfg=cfg.eval, device=self.device, resize=cfg.data.resize,
+                                               input_scale=input_scale(cfg), amp_dtype=self.amp_dtype)
         out = {f"{self.eval_split}_{k}": round(v, 6) for k, v in summary["mean"].items() if v is not None}
         for name, values in summary["per_class"].items():
             if values["dice"]["mean"] is not None:
@@ -306,10 +348,13 @@ class Trainer:
             s.best = -math.inf if value is None else value
             s.best_epoch = s.epoch
             s.stale_epochs = 0
-            save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "best.pt")
+            if self.dist.is_main:
+                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "best.pt")
         else:
             s.stale_epochs += 1
 
 
 def train(cfg: Config, resume: bool = False, force: bool = False, progress: bool = True) -> dict[str, Any]:
-    return Trainer(cfg, resume=resume, force=force, progress=progress).fit()
+    """Train ``cfg``; under torchrun, as one rank of a data-parallel run (see dualseg/engine/distributed.py)."""
+    with distributed.process_group(cfg.train.device):
+        return Trainer(cfg, resume=resume, force=force, progress=progress).fit()
