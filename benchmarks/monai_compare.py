@@ -150,7 +150,8 @@ def markdown(record: dict[str, Any]) -> str:
     lines = [
         "# dualseg vs MONAI: same architectures, one process, interleaved repeats",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} threads, torch {m['torch']}, MONAI {record['monai']}; "
+        f"Machine: {m['cpu']}, {m['cores']} threads (benchmark ran with {record['threads_used']}), "
+        f"torch {m['torch']}, MONAI {record['monai']}; "
         f"{record['precision']}; input {record['input']}; eval batch 1, training step (SGD) batch 2; "
         f"{record['repeats']} repeats after {record['warmup']} warm-up rounds, medians. Commit {record['commit']}.",
         "",
@@ -187,18 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast + channels_last on both sides")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: PyTorch's); 1 gives steadier timings on a loaded machine")
     p.add_argument("--name", default=None, help="result file name (default monai_compare[_bf16])")
     args = p.parse_args(argv)
+    info = machine()  # before --threads: the machine's own thread count names the results folder
     if args.threads:
         torch.set_num_threads(args.threads)
     import monai
 
     names = list(dict.fromkeys(n for pair in PAIRS for n in pair[:2]))
     measured = measure(names, args)
-    info = machine()
     record = {
         "machine": info,
+        "threads_used": torch.get_num_threads(),
         "monai": monai.__version__,
         "commit": git_commit(ROOT.parent),
         "command": "python benchmarks/monai_compare.py " + shlex.join(sys.argv[1:] if argv is None else argv),
