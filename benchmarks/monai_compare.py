@@ -56,10 +56,12 @@ def monai_models(in_channels: int, num_classes: int) -> dict[str, Callable[[], n
 PAIRS = (
     ("unet", "monai.BasicUNet", "same design: max-pool + 2 convs per level, transposed-conv up-sampling; MONAI's "
      "last up-sampling keeps 64 channels (dualseg halves to 32) and its convs have biases before BatchNorm"),
-    ("unet", "monai.UNet(res_units=2)", "different design at the same widths: strided 3x3 convs (no max-pool) and "
-     "residual units; one conv per decoder level (+1 residual unit), PReLU-free here (act=relu)"),
-    ("attention_unet", "monai.AttentionUnet", "MONAI: strided-conv down-sampling and conv up-sampling (upsample + "
-     "3x3 conv); dualseg: max-pool and transposed conv, gates from the coarser decoder map"),
+    ("unet", "monai.UNet(res_units=2)", "different design at the same widths: strided 3x3 convs instead of "
+     "max-pool, residual units, a 3x3 transposed conv + one residual unit per decoder level (about 4x fewer MACs); "
+     "norm=batch, act=relu set to match"),
+    ("attention_unet", "monai.AttentionUnet", "MONAI: strided-conv down-sampling, 3x3 transposed-conv up-sampling "
+     "and one 3x3 conv per decoder level, gate from the up-sampled map; dualseg (Oktay et al. on Ronneberger's "
+     "U-Net): max-pool, 2x2 transposed conv, two 3x3 convs per decoder level, gate from the coarser decoder map"),
     ("unetpp", "monai.BasicUNetPlusPlus", "same nested design; MONAI's column-0 up-sampling keeps 64 channels at "
      "level 0 and its convs have biases before BatchNorm"),
 )
