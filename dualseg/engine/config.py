@@ -124,6 +124,9 @@ class TrainConfig:
     deterministic: bool = True
     threads: int | None = None  # torch CPU threads; None = PyTorch's default
     sync_batchnorm: bool = False  # multi-GPU runs: batch-norm statistics over the global batch (SyncBatchNorm)
+    # multi-process runs: allow parameters without a gradient in a step (outputs no loss term reads, e.g. deep-
+    # supervision heads); false saves one autograd-graph traversal per step when the loss reads every output
+    ddp_find_unused_parameters: bool = True
 
 
 @dataclass

@@ -179,11 +179,15 @@ class EpochSampler(Sampler):
         return iter([(self.epoch, i) for i in order[self.rank::self.world_size]])
 
 
-def wrap_model(model: nn.Module, ctx: DistContext, device: torch.device, sync_batchnorm: bool) -> nn.Module:
+def wrap_model(
+    model: nn.Module, ctx: DistContext, device: torch.device, sync_batchnorm: bool, find_unused_parameters: bool = True
+) -> nn.Module:
     """The module to train: ``model`` itself for one process, else a ``DistributedDataParallel`` wrapper of it.
 
     ``model`` stays the plain module (checkpoints, evaluation); the wrapper shares its parameters.
     ``sync_batchnorm`` converts BatchNorm layers to ``SyncBatchNorm`` first (statistics over the global batch).
+    ``find_unused_parameters`` lets a step leave parameters without gradients (model outputs that no loss term
+    reads, e.g. deep-supervision heads or a dual-stream model's extra outputs); DDP would fail on them otherwise.
     """
     if not ctx.enabled:
         return model
@@ -195,7 +199,7 @@ def wrap_model(model: nn.Module, ctx: DistContext, device: torch.device, sync_ba
             )
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces the BatchNorm children in place
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
 
 def broadcast_buffers(model: nn.Module, ctx: DistContext) -> None:
@@ -255,20 +259,30 @@ def evaluate_sharded(evaluate, model: nn.Module, dataset, ctx: DistContext, **kw
     """
     if not ctx.enabled:
         return evaluate(model, dataset, **kwargs)
-    from dualseg.metrics import summarize
+    return merge_shards(ctx.gather(evaluate_shard(evaluate, model, dataset, ctx.rank, ctx.world_size, **kwargs)),
+                        dataset)
+
+
+def evaluate_shard(evaluate, model: nn.Module, dataset, rank: int, world_size: int, **kwargs: Any) -> dict[str, Any]:
+    """Rank ``rank``'s part: ``rows`` of (index, name, (L, 4) counts) for images ``rank, rank + world_size, ...``."""
     from dualseg.metrics.confusion import COUNT_NAMES
 
-    indices = list(range(ctx.rank, len(dataset), ctx.world_size))
+    indices = list(range(rank, len(dataset), world_size))
     part: dict[str, Any] = {"rows": []}
     if indices:
         summary = evaluate(model, _Shard(dataset, indices), **kwargs)
         classes = summary["classes"]
-        part["classes"] = classes
-        part["fov"] = summary["fov"]
+        part.update(classes=classes, fov=summary["fov"])
         for index, row in zip(indices, summary["per_image"]):
             counts = np.array([[row["counts"][c][k] for k in COUNT_NAMES] for c in classes], dtype=np.int64)
             part["rows"].append((index, row["name"], counts))
-    parts = ctx.gather(part)
+    return part
+
+
+def merge_shards(parts: Sequence[dict[str, Any]], dataset) -> dict:
+    """The summary of every rank's rows, in the dataset's image order."""
+    from dualseg.metrics import summarize
+
     rows = sorted((r for p in parts for r in p["rows"]), key=lambda r: r[0])
     classes = next(p["classes"] for p in parts if "classes" in p)
     summary = summarize([r[2] for r in rows], [r[1] for r in rows], classes, dataset.description.foreground)

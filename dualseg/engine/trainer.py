@@ -148,7 +148,8 @@ class Trainer:
         elif self.dist.is_main:
             atomic_write_text(self.out / "config.yaml", dump_config(cfg))
             save_split(self.bundle.split, self.out / "split.json", split_meta(cfg, self.bundle))
-        self.train_model = distributed.wrap_model(self.model, self.dist, self.device, cfg.train.sync_batchnorm)
+        self.train_model = distributed.wrap_model(self.model, self.dist, self.device, cfg.train.sync_batchnorm,
+                                                  cfg.train.ddp_find_unused_parameters)
         self._train_loader: DataLoader | None = None
         self.dist.barrier()
 
