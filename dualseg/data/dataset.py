@@ -125,11 +125,19 @@ class SegmentationDataset(Dataset):
                 self._cached_bytes += nbytes
         return arrays
 
-    def _item_seed(self, index: int) -> int:
-        digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:{index}".encode(), digest_size=4).digest()
+    def _item_seed(self, index: int, epoch: int) -> int:
+        digest = hashlib.blake2b(f"{self.seed}:{epoch}:{index}".encode(), digest_size=4).digest()
         return int.from_bytes(digest, "little")
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        """Sample ``index`` augmented for the current epoch, or an ``(epoch, index)`` pair for that epoch.
+
+        The pair form (from the trainer's sampler) lets persistent DataLoader workers, whose dataset copies never
+        see :meth:`set_epoch`, draw each epoch's augmentation.
+        """
+        epoch = self.epoch
+        if isinstance(index, tuple):
+            epoch, index = index
         arrays = self.load_arrays(index)
         size = arrays["image"].shape[:2]
         data = {"image": torch.from_numpy(np.ascontiguousarray(arrays["image"].transpose(2, 0, 1)))}
@@ -140,7 +148,7 @@ class SegmentationDataset(Dataset):
             data = to_hr_stack(self.sr, data, arrays.get("hr_image"))
         if self.transform is not None:
             if self.seed is not None:
-                self.transform.set_random_state(seed=self._item_seed(index))
+                self.transform.set_random_state(seed=self._item_seed(index, epoch))
             data = self.transform(data)
         item = {"image": torch.as_tensor(data["image"], dtype=torch.float32).contiguous()}
         if "mask" in data:

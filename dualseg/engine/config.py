@@ -74,7 +74,9 @@ class DataConfig:
     normalize: Literal["zscore", "unit", "imagenet"] = "zscore"
     patch_size: list[int] | None = None  # random training crops (H, W); None = whole images
     resize: list[int] | None = None  # resize inputs to (H, W) before the model; logits go back to original size
-    num_workers: int = 0
+    num_workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, up to 4 per GPU
+    pin_memory: bool | None = None  # page-locked batches for faster host-to-GPU copies; None: on CUDA
+    persistent_workers: bool = True  # keep workers (and their decoded-image caches) alive across epochs
     cache_mb: int = 2048
     split: SplitConfig = field(default_factory=SplitConfig)
     sr: SRConfig = field(default_factory=SRConfig)
@@ -123,6 +125,10 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads; None = PyTorch's default
     checkpoint_every: int | None = None  # also write checkpoints/last.pt every N steps inside an epoch (resumable)
     nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/Inf loss: stop with an error, or skip that step and go on
+    sync_batchnorm: bool = False  # multi-GPU runs: batch-norm statistics over the global batch (SyncBatchNorm)
+    # multi-process runs: allow parameters without a gradient in a step (outputs no loss term reads, e.g. deep-
+    # supervision heads); false saves one autograd-graph traversal per step when the loss reads every output
+    ddp_find_unused_parameters: bool = True
 
 
 @dataclass
@@ -242,7 +248,7 @@ def _check_values(cfg: Config) -> None:
             raise DualsegError(f"data.{key} must be two positive integers [H, W], got {size}")
     if cfg.data.sr.scale < 2:
         raise DualsegError(f"data.sr.scale must be an integer >= 2, got {cfg.data.sr.scale}")
-    if cfg.data.num_workers < 0:
+    if cfg.data.num_workers is not None and cfg.data.num_workers < 0:
         raise DualsegError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
     if not cfg.loss:
         raise DualsegError("loss must list at least one term, e.g. [{name: ce}, {name: dice}]")

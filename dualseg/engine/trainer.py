@@ -16,21 +16,24 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import dualseg
 from dualseg.data.build import DataBundle, input_scale, make_dataset, prepare_data, split_meta
 from dualseg.data.descriptions import description_to_dict
 from dualseg.data.splits import save_split
+from dualseg.engine import distributed
 from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, remove_stale_temp_files, save_checkpoint
 from dualseg.engine.config import Config, config_from_dict, dump_config
+from dualseg.engine.data_wait import DataWait
 from dualseg.engine.evaluator import evaluate_dataset
 from dualseg.engine.precision import autocast, resolve_precision
 from dualseg.engine.preflight import changed_keys, check_run_inputs
@@ -54,7 +57,8 @@ def make_optimizer(cfg: Config, model: torch.nn.Module, device: torch.device) ->
     params = [p for p in model.parameters() if p.requires_grad]
     fused = {"fused": True} if device.type == "cuda" else {}
     if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
+                               **fused)
     cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
     return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, **fused)
 
@@ -93,6 +97,16 @@ def _as_float(output: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[
     return output.float() if isinstance(output, torch.Tensor) else [t.float() for t in output]
 
 
+def loader_workers(setting: int | None, device: torch.device) -> int:
+    """``data.num_workers``, or by default: 0 on CPU (the model's threads use every core), else up to 4 per GPU."""
+    if setting is not None:
+        return setting
+    if device.type != "cuda":
+        return 0
+    per_rank = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(4, per_rank - 1))
+
+
 def _move(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -110,7 +124,8 @@ class Trainer:
         seed_everything(cfg.seed, cfg.train.deterministic)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self.device = resolve_device(cfg.train.device)
+        self.dist = distributed.current()
+        self.device = self.dist.device(resolve_device(cfg.train.device))
         self.bundle: DataBundle = prepare_data(cfg, self.out / "split.json")
         self.model = build_model_from_config(cfg, self.bundle.description).to(self.device)
         check_run_inputs(cfg, self.model, self.bundle)
@@ -124,7 +139,7 @@ class Trainer:
         self.eval_set = make_dataset(cfg, self.bundle, eval_split, train=False) if has_eval else None
         n = len(self.train_set)
         bs = cfg.train.batch_size
-        self.iters = cfg.train.iters_per_epoch or max(1, n // bs)
+        self.iters = cfg.train.iters_per_epoch or max(1, n // (bs * self.dist.world_size))  # steps of the global batch
         self.optimizer = make_optimizer(cfg, self.model, self.device)
         sched = cfg.train.schedule
         per_iter = sched.step == "iter"
@@ -139,22 +154,33 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.resume:
             self._load(self.out / CHECKPOINT_DIR / "last.pt")
-        else:
+        elif self.dist.is_main:
             atomic_write_text(self.out / "config.yaml", dump_config(cfg))
             save_split(self.bundle.split, self.out / "split.json", split_meta(cfg, self.bundle))
+        self.train_model = distributed.wrap_model(self.model, self.dist, self.device, cfg.train.sync_batchnorm,
+                                                  cfg.train.ddp_find_unused_parameters)
+        self._train_loader: DataLoader | None = None
+        self.dist.barrier()
 
     def _loader(self, epoch: int, start: int = 0) -> DataLoader:
-        """The epoch's batches from iteration ``start`` on: the order is a function of seed and epoch only, and the
-        loader draws its worker seed from the same generator, not from the global RNG that dropout uses."""
-        generator = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        """The training loader positioned at ``epoch``, iteration ``start`` (one loader for the run: workers can
+        persist). The order is a function of seed and epoch only (``distributed.EpochSampler``), and the loader has
+        its own generator, so it never draws from the global RNG that dropout uses."""
         self.train_set.set_epoch(epoch)
         bs = self.cfg.train.batch_size
-        order = list(RandomSampler(self.train_set, num_samples=self.iters * bs, generator=generator))[start * bs:]
-        workers = self.cfg.data.num_workers
-        return DataLoader(
-            self.train_set, batch_size=bs, sampler=order, num_workers=workers, drop_last=True,
-            pin_memory=self.device.type == "cuda", persistent_workers=False, generator=generator,
-        )
+        if self._train_loader is None:
+            sampler = distributed.EpochSampler(len(self.train_set), self.iters * bs, self.cfg.seed,
+                                               self.dist.rank, self.dist.world_size)
+            data = self.cfg.data
+            workers = loader_workers(data.num_workers, self.device)
+            pin = self.device.type == "cuda" if data.pin_memory is None else data.pin_memory
+            self._train_loader = DataLoader(
+                self.train_set, batch_size=bs, sampler=sampler, num_workers=workers, drop_last=True,
+                pin_memory=pin, persistent_workers=data.persistent_workers and workers > 0,
+                generator=torch.Generator().manual_seed(self.cfg.seed),
+            )
+        self._train_loader.sampler.set_epoch(epoch, start * bs)
+        return self._train_loader
 
     # --- checkpoints --------------------------------------------------------------------------------------------
     def _checkpoint_state(self) -> dict[str, Any]:
@@ -202,7 +228,7 @@ class Trainer:
     def _truncate_metrics(self, epochs_done: int) -> None:
         """Drop metrics.csv rows of epochs after the checkpoint, so a resumed run's log equals an uninterrupted one."""
         path = self.out / "metrics.csv"
-        if not path.is_file():
+        if not path.is_file() or not self.dist.is_main:
             return
         rows = list(csv.reader(path.read_text().splitlines()))
         kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= epochs_done]
@@ -211,6 +237,8 @@ class Trainer:
         atomic_write_text(path, buf.getvalue())
 
     def _log_row(self, row: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         path = self.out / "metrics.csv"
         text = path.read_text() if path.is_file() else ""
         buf = io.StringIO()
@@ -229,9 +257,13 @@ class Trainer:
         if cfg.train.nonfinite == "skip":
             sums.setdefault("skipped_steps", 0.0)
         per_iter = cfg.train.schedule.step == "iter"
-        bar = tqdm(self._loader(epoch, start), total=self.iters, initial=start, disable=not self.progress,
-                   desc=f"epoch {epoch + 1}/{cfg.train.epochs}", leave=False, dynamic_ncols=True)
+        distributed.seed_rank(self.dist, cfg.seed, epoch)
+        bar = tqdm(self._loader(epoch, start), total=self.iters, initial=start,
+                   disable=not (self.progress and self.dist.is_main), desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                   leave=False, dynamic_ncols=True)
+        wait = DataWait()
         for i, batch in enumerate(bar, start=start):
+            wait.batch_ready()
             if per_iter:
                 self.schedule.set(self.state.step)
             batch = _move(batch, self.device)
@@ -241,15 +273,17 @@ class Trainer:
             if cfg.train.channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
             with autocast(self.device, self.amp_dtype):
-                outputs = self.model(image)
+                outputs = self.train_model(image)
             loss, parts = self.loss_fn({k: _as_float(v) for k, v in outputs.items()}, batch)
-            if not torch.isfinite(loss) and cfg.train.nonfinite == "skip":
-                tqdm.write(f"warning: the loss is {float(loss.detach())} at epoch {epoch + 1}, iteration {i + 1}; "
-                           "step skipped (train.nonfinite: skip)")
+            finite = self.dist.all_true(bool(torch.isfinite(loss)), self.device)
+            if not finite and cfg.train.nonfinite == "skip":
+                if self.dist.is_main:
+                    tqdm.write(f"warning: the loss is {float(loss.detach())} at epoch {epoch + 1}, iteration "
+                               f"{i + 1}; step skipped (train.nonfinite: skip)")
                 sums["skipped_steps"] += 1
                 self.state.epoch_iter = i + 1
                 continue
-            if not torch.isfinite(loss):
+            if not finite:
                 raise DualsegError(
                     f"the loss became {float(loss.detach())} at epoch {epoch + 1}, iteration {i + 1}; the last good "
                     "checkpoint is kept. Lower train.optimizer.lr, enable train.grad_clip, or check the data"
@@ -265,16 +299,18 @@ class Trainer:
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.4f}")
+            wait.step_done()
+            bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.4f}", data=f"{wait.fraction:.0%}")
             self.state.epoch_iter = i + 1
             every = cfg.train.checkpoint_every
-            if every and self.state.step % every == 0 and i + 1 < self.iters:
+            if every and self.state.step % every == 0 and i + 1 < self.iters and self.dist.is_main:
                 save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
         finite = self.iters - int(sums.get("skipped_steps", 0))
         out = {k: v / max(finite, 1) for k, v in sums.items() if k != "skipped_steps"}
         if "skipped_steps" in sums:
             out["skipped_steps"] = sums["skipped_steps"]
-        return out
+        out["data_wait"] = wait.fraction
+        return self.dist.mean(out, self.device)
 
     def fit(self) -> dict[str, Any]:
         """Train until ``train.epochs``, early stopping or the time limit; return the final trainer state."""
@@ -282,7 +318,7 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         cfg = self.cfg
-        writer = SummaryWriter(str(self.out / "tensorboard"))
+        writer = SummaryWriter(str(self.out / "tensorboard")) if self.dist.is_main else None
         s = self.state
         try:
             while s.epoch < cfg.train.epochs:
@@ -291,24 +327,28 @@ class Trainer:
                     self.schedule.set(epoch)
                 t0 = time.perf_counter()
                 losses = self._train_epoch(epoch)
+                data_wait = losses.pop("data_wait")
+                distributed.broadcast_buffers(self.model, self.dist)
                 row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
                 row.update({f"train_{k}": round(v, 6) for k, v in losses.items()})
                 metrics = self._validate(epoch)
                 row.update(metrics)
                 s.epoch += 1
                 s.epoch_iter, s.epoch_sums = 0, {}
-                s.train_seconds += time.perf_counter() - t0
+                s.train_seconds = self.dist.broadcast(s.train_seconds + time.perf_counter() - t0)
+                row["data_wait"] = round(data_wait, 4)  # fraction of step time spent waiting for batches
                 row["time_s"] = round(s.train_seconds, 1)
                 self._select(metrics.get(f"{self.eval_split}_{cfg.train.monitor}"))
                 # The log row first, then the checkpoint: a crash between the two is undone on resume (rows after
                 # the checkpoint's epoch are dropped), so metrics.csv always matches an uninterrupted run.
                 self._log_row(row)
-                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
-                for k, v in row.items():
-                    if k != "epoch" and isinstance(v, int | float):
-                        writer.add_scalar(k, v, epoch + 1)
-                msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-                tqdm.write(msg)
+                if self.dist.is_main:
+                    save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
+                    for k, v in row.items():
+                        if k != "epoch" and isinstance(v, int | float):
+                            writer.add_scalar(k, v, epoch + 1)
+                    msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                    tqdm.write(msg)
                 if cfg.train.early_stopping and s.stale_epochs >= cfg.train.early_stopping:
                     tqdm.write(f"early stopping: no improvement of {cfg.train.monitor} for {s.stale_epochs} epochs")
                     break
@@ -316,8 +356,14 @@ class Trainer:
                     tqdm.write(f"time limit reached ({s.train_seconds / 60:.1f} min)")
                     break
         finally:
-            writer.close()
-        if (self.out / "metrics.csv").is_file():
+            if writer is not None:
+                writer.close()
+        if self.dist.enabled:
+            digest = distributed.check_replicas(self.model, self.dist)
+            if self.dist.is_main:
+                tqdm.write(f"{self.dist.world_size} replicas identical: model sha256 {digest}")
+        self.dist.barrier()  # rank 0's checkpoint is on disk before any rank returns
+        if self.dist.is_main and (self.out / "metrics.csv").is_file():
             from dualseg.report.curves import plot_curves
 
             plot_curves(self.out / "metrics.csv", self.out / "curves.png", f"{cfg.name} ({cfg.model.name})")
@@ -328,9 +374,9 @@ class Trainer:
         last_epoch = epoch + 1 == cfg.train.epochs
         if self.eval_set is None or ((epoch + 1) % cfg.train.val_every and not last_epoch):
             return {}
-        summary = evaluate_dataset(self.model, self.eval_set, cfg.eval, self.device, resize=cfg.data.resize,
-                                   input_scale=input_scale(cfg),
-                                   amp_dtype=self.amp_dtype)
+        summary = distributed.evaluate_sharded(evaluate_dataset, self.model, self.eval_set, self.dist,
+                                               eval_cfg=cfg.eval, device=self.device, resize=cfg.data.resize,
+                                               input_scale=input_scale(cfg), amp_dtype=self.amp_dtype)
         out = {f"{self.eval_split}_{k}": round(v, 6) for k, v in summary["mean"].items() if v is not None}
         for name, values in summary["per_class"].items():
             if values["dice"]["mean"] is not None:
@@ -349,10 +395,13 @@ class Trainer:
             s.best = -math.inf if value is None else value
             s.best_epoch = s.epoch
             s.stale_epochs = 0
-            save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "best.pt")
+            if self.dist.is_main:
+                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "best.pt")
         else:
             s.stale_epochs += 1
 
 
 def train(cfg: Config, resume: bool = False, force: bool = False, progress: bool = True) -> dict[str, Any]:
-    return Trainer(cfg, resume=resume, force=force, progress=progress).fit()
+    """Train ``cfg``; under torchrun, as one rank of a data-parallel run (see dualseg/engine/distributed.py)."""
+    with distributed.process_group(cfg.train.device):
+        return Trainer(cfg, resume=resume, force=force, progress=progress).fit()

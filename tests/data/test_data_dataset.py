@@ -86,3 +86,14 @@ def test_layout_errors(tmp_path):
     assert any("image without mask" in p and "a.png" in p for p in problems)
     with pytest.raises(DualsegError, match="image without mask"):
         prepare_data(_cfg(tmp_path))
+
+
+def test_epoch_index_pairs_draw_that_epochs_augmentation(data_root):
+    cfg = _cfg(data_root / "isbi2012", "data.patch_size=[64,64]", "data.augment.affine=1.0")
+    ds = make_dataset(cfg, prepare_data(cfg), "train", train=True)
+    ds.set_epoch(4)
+    item = ds[2]
+    ds.set_epoch(0)
+    paired = ds[(4, 2)]  # what a persistent worker that never saw set_epoch(4) computes
+    assert torch.equal(paired["image"], item["image"]) and torch.equal(paired["mask"], item["mask"])
+    assert not torch.equal(ds[2]["image"], item["image"])
