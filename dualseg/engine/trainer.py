@@ -257,7 +257,8 @@ class Trainer:
         if cfg.train.nonfinite == "skip":
             sums.setdefault("skipped_steps", 0.0)
         per_iter = cfg.train.schedule.step == "iter"
-        distributed.seed_rank(self.dist, cfg.seed, epoch)
+        if start == 0:  # a run resumed inside an epoch continues the restored random stream
+            distributed.seed_rank(self.dist, cfg.seed, epoch)
         bar = tqdm(self._loader(epoch, start), total=self.iters, initial=start,
                    disable=not (self.progress and self.dist.is_main), desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                    leave=False, dynamic_ncols=True)
