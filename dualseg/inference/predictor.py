@@ -30,6 +30,7 @@ def predict_logits(
     overlap: float = 0.5,
     resize: Sequence[int] | None = None,
     input_scale: float = 1.0,
+    resize_mode: str = "bilinear",
 ) -> Tensor:
     """Segmentation logits ``(N, C, H, W)`` at the input's own size.
 
@@ -37,7 +38,9 @@ def predict_logits(
     logits are resized back (bilinear). ``input_scale``: the model takes inputs scaled by this factor (0.5 for
     super-resolution methods trained on downsampled inputs, area interpolation); logits go back to full size.
     ``roi_size``: sliding-window inference with Gaussian blending (MONAI) instead of one whole-image pass;
-    otherwise the image is zero-padded to the model's ``size_divisor``.
+    otherwise the image is zero-padded to the model's ``size_divisor``. ``resize_mode``: how the logits go back to
+    the input's size, ``bilinear`` or ``nearest`` (then their argmax equals the nearest-neighbour resize of the label
+    map, as TransUNet's order-0 zoom).
     """
     size = image.shape[-2:]
     x = F.interpolate(image, size=tuple(resize), mode="bilinear", align_corners=False) if resize else image
@@ -56,5 +59,6 @@ def predict_logits(
     ry, rx = logits.shape[-2] / x.shape[-2], logits.shape[-1] / x.shape[-1]
     logits = logits[..., : round(unpadded[0] * ry), : round(unpadded[1] * rx)]
     if tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        align = {} if resize_mode == "nearest" else {"align_corners": False}
+        logits = F.interpolate(logits, size=tuple(size), mode=resize_mode, **align)
     return logits
