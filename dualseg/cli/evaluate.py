@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{summary['model']} on {summary['dataset']} {args.split} ({summary['n_images']} images{fov}, "
           f"checkpoint epoch {summary['epoch']}; {summary['convention']})")
     print(format_summary(summary))
+    if summary.get("image_quality"):
+        q = summary["image_quality"]
+        print(f"SR output: PSNR {q['psnr']['mean']:.2f} dB, SSIM {q['ssim']['mean']:.4f} ({q['n']} images, [0, 1])")
     if summary.get("threshold") is not None:
         chosen = f" (chosen on {summary['threshold_selected_on']})" if summary.get("threshold_selected_on") else ""
         print(f"threshold {summary['threshold']}{chosen}")

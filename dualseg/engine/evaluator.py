@@ -196,7 +196,9 @@ def _sr_pair(dataset, index, item, keeper, input_scale, sr) -> tuple[torch.Tenso
     sample = dataset.samples[index]
     unit = to_float(to_channels(read_image(sample.image), dataset.description.channels, sample.image), sample.image)
     a, b = unit_affine(item["image"].numpy().transpose(1, 2, 0), unit)
-    if sr is not None and sr.mode == "teacher":
+    if "hr_image" in item:  # a dataset that brings its own HR reference
+        reference = item["hr_image"]
+    elif sr is not None and sr.mode == "teacher":
         reference = torch.from_numpy(load_target(sr, sample.stem, unit.shape).transpose(2, 0, 1).copy())
     else:
         reference = item["image"]
