@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if summary.get("image_quality"):
         q = summary["image_quality"]
-        print(f"SR output: PSNR {q['psnr']['mean']:.2f} dB, SSIM {q['ssim']['mean']:.4f} ({q['n']} images, [0, 1])")
+        shown = ", ".join(f"{m.upper()} {q[m]['mean']:.4f}" for m in ("psnr", "ssim") if q[m]["mean"] is not None)
+        print(f"SR output ({q['n']} images, intensities in [0, 1]): {shown or 'n/a'}")
     if summary.get("threshold") is not None:
         chosen = f" (chosen on {summary['threshold_selected_on']})" if summary.get("threshold_selected_on") else ""
         print(f"threshold {summary['threshold']}{chosen}")
