@@ -350,6 +350,9 @@ def evaluate_run(
         cfg.eval.threshold = threshold
     if tune is not None:
         cfg.eval.tune_threshold = tune
+    if select_on is not None and not cfg.eval.tune_threshold:
+        raise DualsegError("select_on is the split a threshold is tuned on: add --tune-threshold (checkpoints are "
+                           "selected during training by train.select_on)")
     selection = select_on or cfg.train.select_on
     if selection not in ("val", "test"):
         raise DualsegError(f"select_on must be val or test, got '{selection}'")

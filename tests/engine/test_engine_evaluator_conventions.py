@@ -153,7 +153,8 @@ def test_evaluate_cli_conventions_and_selection_on_test(folder, tmp_path, capsys
     with open(run / "eval/val/per_image.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["vol2_slice_0", "vol2_slice_1"] and "dice_foreground" in rows[0]
-    capsys.readouterr()
+    assert main(["evaluate", str(run), "--split", "val", "--select-on", "test"]) == 2  # one-line error
+    assert "--tune-threshold" in capsys.readouterr().err
     assert main(["evaluate", str(run), "--split", "val", "--tune-threshold", "--select-on", "test"]) == 0
     out = capsys.readouterr()
     assert "WARNING" in out.out + out.err and "chosen on test" in out.out
