@@ -3,17 +3,23 @@
     python benchmarks/conventions.py RUN_DIR --split test --name acdc_unet_tiny --budget "6 epochs x 40 steps"
 
 Writes ``benchmarks/results/<machine>/<name>_conventions.json`` and ``.md`` (see docs/metrics.md for the
-conventions). The volume conventions run only where the dataset groups slices into volumes.
+conventions). The volume conventions run only where the dataset groups slices into volumes. HD95/ASD are computed
+for the volume conventions only (per-slice surface metrics of every image are slow on a CPU; 'dualseg evaluate'
+reports them); each convention predicts the split again.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dualseg.benchmark import git_commit, machine, machine_tag, write_result
-from dualseg.engine.evaluator import evaluate_run
+from dualseg.data.build import input_scale, make_dataset, prepare_data
+from dualseg.engine.evaluator import evaluate_dataset
+from dualseg.engine.precision import resolve_precision
+from dualseg.engine.seed import resolve_device
 from dualseg.inference.loading import load_trained
 from dualseg.metrics.conventions import CONVENTIONS
 
@@ -29,13 +35,22 @@ def main() -> None:
     parser.add_argument("--budget", default="", help="the run's training budget in steps/epochs, recorded")
     args = parser.parse_args()
     trained = load_trained(args.run_dir)
-    has_volumes = bool(trained.config.eval.volume_pattern or trained.description.volume_pattern)
+    cfg = trained.config
+    bundle = prepare_data(cfg, Path(args.run_dir) / "split.json")
+    dataset = make_dataset(cfg, bundle, args.split, train=False)
+    device = resolve_device("auto")
+    model = trained.model.to(device)
+    has_volumes = bool(cfg.eval.volume_pattern or bundle.description.volume_pattern)
     rows = {}
     for name, convention in CONVENTIONS.items():
         if convention.unit == "volume" and not has_volumes:
             continue
         t0 = time.perf_counter()
-        summary, _ = evaluate_run(args.run_dir, args.split, progress=False, convention=name)
+        eval_cfg = replace(cfg.eval, convention=name, surface_metrics=convention.unit == "volume")
+        summary = evaluate_dataset(model, dataset, eval_cfg, device, resize=cfg.data.resize,
+                                   input_scale=input_scale(cfg), amp_dtype=resolve_precision(cfg.train.precision,
+                                                                                             device),
+                                   extended=True)
         rows[name] = {
             "description": summary["convention"],
             "units": summary.get("n_volumes", summary["n_images"]),
@@ -44,7 +59,7 @@ def main() -> None:
             "seconds": round(time.perf_counter() - t0, 1),
         }
     info = machine()
-    record = {"run": str(args.run_dir), "model": trained.config.model.name, "dataset": summary["dataset"],
+    record = {"run": str(args.run_dir), "model": cfg.model.name, "dataset": bundle.description.name,
               "split": args.split, "n_images": summary["n_images"], "checkpoint_epoch": trained.epoch,
               "budget": args.budget, "commit": git_commit(ROOT), "machine": info, "conventions": rows}
     write_result(ROOT / "results", info, f"{args.name}_conventions", record)
@@ -52,7 +67,8 @@ def main() -> None:
     lines = [f"# {args.name}: {record['model']} on {record['dataset']} {args.split} ({record['n_images']} images), "
              f"every metric convention", "",
              f"Machine: {info['cpu']}, {info['cores']} threads, torch {info['torch']}; training budget: "
-             f"{args.budget or 'see the run'}; commit {record['commit']}. HD95/ASD in pixels.", "",
+             f"{args.budget or 'see the run'}; commit {record['commit']}. HD95/ASD in pixels, volume conventions only.",
+             "",
              "| convention | units | " + " | ".join(REPORTED) + " | " + " | ".join(f"Dice {c}" for c in classes)
              + " |", "|---" * (2 + len(REPORTED) + len(classes)) + "|"]
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
