@@ -53,6 +53,7 @@ class DatasetDescription:
     val_fraction: float = 0.2
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    volume_pattern: str | None = None  # regex on the stem whose group 1 names the volume of a slice (per_volume)
 
     @property
     def num_classes(self) -> int:
@@ -194,6 +195,7 @@ def description_to_dict(d: DatasetDescription) -> dict:
         "mask_values": [[v, c] for v, c in d.mask_values.items()] if d.mask_values else None,
         "background": d.background,
         "instance_masks": d.instance_masks,
+        "volume_pattern": d.volume_pattern,
     }
 
 
@@ -206,6 +208,7 @@ def description_from_dict(data: dict) -> DatasetDescription:
         mask_values={int(v): int(c) for v, c in values} if values else None,
         background=data.get("background"),
         instance_masks=bool(data.get("instance_masks", False)),
+        volume_pattern=data.get("volume_pattern"),
     )
 
 
@@ -311,6 +314,7 @@ register_description(
         group_key=acdc_patient,
         default_test=_acdc_test,
         val_fraction=1 / 7,
+        volume_pattern=r"^(patient\d+_frame\d+)_slice_\d+$",
         notes="ACDC cine-MRI slices (16-bit, value/65535), classes 0 bg, 1 RV, 2 Myo, 3 LV; split.csv's val "
         "patients are the held-out test set, validation = 10 of the 70 training patients (by patient).",
     )

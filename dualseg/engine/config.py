@@ -136,6 +136,18 @@ class EvalConfig:
     roi_size: list[int] | None = None  # sliding-window size; None = whole image (padded to the model's divisor)
     overlap: float = 0.5
     use_fov: bool = True  # restrict metrics (and losses) to the field of view when the dataset has one
+    # Metric convention (docs/metrics.md): per_image (default), drfl, dataset, per_volume, transunet
+    convention: Literal["per_image", "drfl", "dataset", "per_volume", "transunet"] = "per_image"
+    volume_pattern: str | None = None  # regex on the stem, group 1 = volume; None: the dataset description's
+    spacing: list[float] | None = None  # pixel spacing (row, column) for HD95/ASD; None: pixel units
+    slice_spacing: float = 1.0  # distance between the slices of a volume (volume conventions' HD95/ASD)
+    surface_metrics: bool = True  # HD95 and ASD (MONAI) in 'dualseg evaluate' (never during training validation)
+    pr_auc: bool = True  # average precision from the class probabilities in 'dualseg evaluate'
+    sr_metrics: bool = True  # PSNR/SSIM of a model's "sr" output in 'dualseg evaluate'
+    resize_back: Literal["auto", "bilinear", "nearest"] = "auto"  # data.resize: logits back to full size; auto:
+    # nearest for the volume conventions (label maps, as TransUNet's order-0 zoom), bilinear otherwise
+    threshold: float | None = None  # binary tasks: foreground where its probability > threshold (None: argmax)
+    tune_threshold: bool = False  # 'dualseg evaluate': pick the threshold with the best Dice on the selection split
 
 
 @dataclass
@@ -250,6 +262,10 @@ def _check_values(cfg: Config) -> None:
         raise DualsegError(f"data.sr.scale must be an integer >= 2, got {cfg.data.sr.scale}")
     if cfg.data.num_workers is not None and cfg.data.num_workers < 0:
         raise DualsegError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
+    if cfg.eval.threshold is not None and not 0 < cfg.eval.threshold < 1:
+        raise DualsegError(f"eval.threshold must be a probability in (0, 1), got {cfg.eval.threshold}")
+    if cfg.eval.spacing is not None and (len(cfg.eval.spacing) != 2 or min(cfg.eval.spacing) <= 0):
+        raise DualsegError(f"eval.spacing must be two positive numbers [row, column], got {cfg.eval.spacing}")
     if not cfg.loss:
         raise DualsegError("loss must list at least one term, e.g. [{name: ce}, {name: dice}]")
 

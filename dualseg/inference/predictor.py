@@ -52,6 +52,7 @@ def predict_outputs(
     sw_device: torch.device | str | None = None,
     device: torch.device | str | None = None,
     with_sr: bool = False,
+    resize_mode: str = "bilinear",
 ) -> dict[str, Tensor]:
     """``{"seg": logits (N, C, H, W)}`` at the input's own size, plus ``"sr"`` (the SR image at the model's output
     scale, ``upscale * input_scale`` times the input size) with ``with_sr``.
@@ -62,8 +63,12 @@ def predict_outputs(
     ``roi_size``: sliding-window inference with Gaussian blending (MONAI's ``sliding_window_inference``;
     ``overlap`` between windows, ``sw_batch_size`` windows per forward pass, run on ``sw_device`` and stitched on
     ``device``, e.g. windows on the GPU and the full-size output in CPU memory); otherwise one whole-image pass,
-    the image zero-padded to the model's ``size_divisor``.
+    the image zero-padded to the model's ``size_divisor``. ``resize_mode``: how the logits go back to the input's
+    size, ``bilinear`` or ``nearest`` (then their argmax equals the nearest-neighbour resize of the label map, as
+    TransUNet's order-0 zoom); SR images always go back bilinearly.
     """
+    if resize_mode not in ("bilinear", "nearest"):
+        raise DualsegError(f"resize_mode must be 'bilinear' or 'nearest', got {resize_mode!r}")
     size = image.shape[-2:]
     x = F.interpolate(image, size=tuple(resize), mode="bilinear", align_corners=False) if resize else image
     if input_scale != 1.0:
@@ -96,7 +101,8 @@ def predict_outputs(
         y = y[..., : round(unpadded[0] * ry), : round(unpadded[1] * rx)]
         target = tuple(size) if key == "seg" else (round(size[0] * ry * input_scale), round(size[1] * rx * input_scale))
         if tuple(y.shape[-2:]) != target:
-            y = F.interpolate(y, size=target, mode="bilinear", align_corners=False)
+            mode = resize_mode if key == "seg" else "bilinear"
+            y = F.interpolate(y, size=target, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
         result[key] = y
     return result
 
@@ -110,10 +116,11 @@ def predict_logits(
     overlap: float = 0.5,
     resize: Sequence[int] | None = None,
     input_scale: float = 1.0,
+    resize_mode: str = "bilinear",
 ) -> Tensor:
     """Segmentation logits ``(N, C, H, W)`` at the input's own size (see :func:`predict_outputs`)."""
     return predict_outputs(model, image, roi_size=roi_size, overlap=overlap, resize=resize,
-                           input_scale=input_scale)["seg"]
+                           input_scale=input_scale, resize_mode=resize_mode)["seg"]
 
 
 @torch.no_grad()

@@ -11,6 +11,14 @@ from torch import Tensor
 
 from dualseg.errors import DualsegError
 from dualseg.metrics.confusion import COUNT_NAMES, METRIC_NAMES, metrics_from_counts
+from dualseg.metrics.conventions import (
+    DEFAULT_CONVENTION,
+    Convention,
+    apply_empty_rule,
+    get_convention,
+    natural_key,
+    smoothed_overlap,
+)
 
 CONVENTION = "per-image mean, NaN-skip"
 STD_DDOF = 1  # sample standard deviation, as usually reported as "mean ± std" in papers
@@ -53,6 +61,11 @@ def summarize(
     foreground: Sequence[int] | None = None,
     metric_names: Sequence[str] = METRIC_NAMES,
     extra_per_image: Mapping[str, np.ndarray] | None = None,
+    *,
+    convention: str = DEFAULT_CONVENTION,
+    volume_ids: Sequence[str] | None = None,
+    extra_per_volume: Mapping[str, np.ndarray] | None = None,
+    extra_dataset_level: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Summarize per-image ``(L, 4)`` counts (see ``confusion_counts``) into a ``json.dumps``-able dict.
 
@@ -67,7 +80,17 @@ def summarize(
     [{name, per_class, mean, counts}]. NaN becomes ``None``.
 
     ``extra_per_image`` adds metrics that are not count-based (e.g. HD95): ``{name: array (n_images, L)}``; they
-    are reduced like the others but have no dataset-level value.
+    are reduced like the others but have no dataset-level value unless ``extra_dataset_level`` ``{name: (L,)}``
+    gives one (PR-AUC over all pixels).
+
+    ``convention`` (see :mod:`dualseg.metrics.conventions`) chooses what ``per_class``/``mean``/``std`` hold:
+    ``per_image`` (above), ``drfl`` (per image, Dice/IoU +1 smoothed), ``dataset`` (the pooled values; ``std`` is
+    ``None`` and ``n`` counts images; metrics without a pooled value stay per-image means), ``per_volume`` and
+    ``transunet`` (per volume: counts summed over the slices of each volume named by ``volume_ids``; metrics per
+    volume from ``extra_per_volume`` ``{name: (n_volumes, L)}`` in sorted volume order, then the mean over volumes
+    per class and over foreground classes; ``per_volume`` lists each volume). ``per_image`` rows keep the per-slice
+    values. Added keys: ``convention_name``, ``mean_all`` (mean over ALL classes, background included, e.g. EFEN's
+    mIoU), ``n_volumes`` and ``per_volume`` for volume conventions.
     """
     n_images = len(per_image_counts)
     if n_images == 0:
@@ -87,12 +110,11 @@ def summarize(
     if not fg or any(i < 0 or i >= num_labels for i in fg):
         raise DualsegError(f"foreground classes {fg} must be a non-empty subset of 0..{num_labels - 1}")
 
+    conv = get_convention(convention)
     values = metrics_from_counts(counts, metric_names)  # {metric: (n_images, L)}
-    for name, arr in (extra_per_image or {}).items():
-        arr = np.asarray(arr, dtype=np.float64)
-        if arr.shape != (n_images, num_labels):
-            raise DualsegError(f"extra metric '{name}' has shape {arr.shape}, expected {(n_images, num_labels)}")
-        values[name] = arr
+    if conv.smooth:
+        values.update({k: v for k, v in smoothed_overlap(counts, conv.smooth).items() if k in values})
+    values.update(_checked_extras(extra_per_image, n_images, num_labels, "extra_per_image"))
     names = list(values)
 
     per_class = {cls: {m: _stats(values[m][:, c]) for m in names} for c, cls in enumerate(class_names)}
@@ -101,12 +123,17 @@ def summarize(
 
     pooled_counts = counts.sum(axis=0)
     pooled = metrics_from_counts(pooled_counts, metric_names)
+    for name, arr in (extra_dataset_level or {}).items():
+        arr = np.asarray(arr, dtype=np.float64)
+        if arr.shape != (num_labels,):
+            raise DualsegError(f"dataset-level metric '{name}' has shape {arr.shape}, expected {(num_labels,)}")
+        pooled[name] = arr
 
     def class_counts(c: np.ndarray) -> dict[str, dict[str, int]]:
         return {cls: {k: int(v) for k, v in zip(COUNT_NAMES, c[i])} for i, cls in enumerate(class_names)}
 
-    return {
-        "convention": CONVENTION,
+    summary = {
+        "convention": conv.description,
         "std_ddof": STD_DDOF,
         "n_images": n_images,
         "classes": list(class_names),
@@ -129,5 +156,78 @@ def summarize(
                 "counts": class_counts(counts[i]),
             }
             for i in range(n_images)
+        ],
+    }
+    summary["convention_name"] = conv.name
+    if conv.unit == "dataset":
+        for c, cls in enumerate(class_names):
+            for m in pooled:
+                summary["per_class"][cls][m] = {"mean": _json_float(pooled[m][c]), "std": None, "n": n_images}
+        summary["mean"].update(summary["dataset_level"]["mean"])
+        summary["std"].update({m: None for m in pooled})
+    elif conv.unit == "volume":
+        summary.update(_volume_summary(counts, class_names, fg, metric_names, conv, volume_ids, extra_per_volume,
+                                       names))
+    summary["mean_all"] = {
+        m: _json_float(_nanmean(np.array([np.nan if v[m]["mean"] is None else v[m]["mean"]
+                                          for v in summary["per_class"].values()]), axis=0))
+        for m in summary["mean"]
+    }
+    return summary
+
+
+def _checked_extras(extras: Mapping[str, np.ndarray] | None, n: int, num_labels: int, what: str) -> dict:
+    out = {}
+    for name, arr in (extras or {}).items():
+        arr = np.asarray(arr, dtype=np.float64)
+        if arr.shape != (n, num_labels):
+            raise DualsegError(f"{what} metric '{name}' has shape {arr.shape}, expected {(n, num_labels)}")
+        out[name] = arr
+    return out
+
+
+def _volume_summary(
+    counts: np.ndarray,
+    class_names: Sequence[str],
+    fg: list[int],
+    metric_names: Sequence[str],
+    conv: Convention,
+    volume_ids: Sequence[str] | None,
+    extra_per_volume: Mapping[str, np.ndarray] | None,
+    image_metrics: Sequence[str],
+) -> dict[str, Any]:
+    """``per_class``/``mean``/``std`` over volumes, plus ``n_volumes`` and the ``per_volume`` rows."""
+    if volume_ids is None or len(volume_ids) != counts.shape[0]:
+        raise DualsegError(f"convention '{conv.name}' needs one volume id per image (eval.volume_pattern)")
+    volumes = sorted(set(volume_ids), key=natural_key)
+    index = {v: i for i, v in enumerate(volumes)}
+    vol_counts = np.zeros((len(volumes), *counts.shape[1:]), dtype=np.int64)
+    np.add.at(vol_counts, [index[v] for v in volume_ids], counts)
+    values = metrics_from_counts(vol_counts, metric_names)
+    values.update(_checked_extras(extra_per_volume, len(volumes), len(class_names), "extra_per_volume"))
+    values = apply_empty_rule(values, vol_counts, conv.empty_rule)
+    names = [m for m in image_metrics if m in values] + [m for m in values if m not in image_metrics]
+    fg_mean = {m: _nanmean(values[m][:, fg], axis=1) for m in names}
+    class_means = {m: _nanmean(values[m], axis=0) for m in names}
+
+    def class_counts(c: np.ndarray) -> dict[str, dict[str, int]]:
+        return {cls: {k: int(v) for k, v in zip(COUNT_NAMES, c[i])} for i, cls in enumerate(class_names)}
+
+    return {
+        "n_volumes": len(volumes),
+        "per_class": {cls: {m: _stats(values[m][:, c]) for m in names} for c, cls in enumerate(class_names)},
+        "mean": {m: _json_float(_nanmean(class_means[m][fg], axis=0)) for m in names},
+        "std": {m: _stats(fg_mean[m])["std"] for m in names},
+        "per_volume": [
+            {
+                "name": v,
+                "n_slices": int(sum(1 for x in volume_ids if x == v)),
+                "per_class": {
+                    cls: {m: _json_float(values[m][i, c]) for m in names} for c, cls in enumerate(class_names)
+                },
+                "mean": {m: _json_float(fg_mean[m][i]) for m in names},
+                "counts": class_counts(vol_counts[i]),
+            }
+            for i, v in enumerate(volumes)
         ],
     }
