@@ -134,7 +134,13 @@ def export_model(
 
 
 def _export_onnx(wrapped: nn.Module, x: Tensor, out: Path) -> Callable[[Tensor], np.ndarray]:
-    import onnxruntime as ort
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs onnx and onnxscript)
+        import onnxruntime as ort
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise DualsegError(f"ONNX export needs onnx, onnxscript and onnxruntime ({e}); install them with "
+                           "pip install 'dualseg[export]'") from None
     from torch.export import Dim
 
     dims = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
