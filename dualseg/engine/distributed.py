@@ -275,7 +275,7 @@ def evaluate_shard(evaluate, model: nn.Module, dataset, rank: int, world_size: i
     if indices:
         summary = evaluate(model, _Shard(dataset, indices), **kwargs)
         classes = summary["classes"]
-        part.update(classes=classes, fov=summary["fov"])
+        part.update(classes=classes, fov=summary["fov"], threshold=summary.get("threshold"))
         for index, row in zip(indices, summary["per_image"]):
             counts = np.array([[row["counts"][c][k] for k in COUNT_NAMES] for c in classes], dtype=np.int64)
             part["rows"].append((index, row["name"], counts))
@@ -290,6 +290,7 @@ def merge_shards(parts: Sequence[dict[str, Any]], dataset) -> dict:
     classes = next(p["classes"] for p in parts if "classes" in p)
     summary = summarize([r[2] for r in rows], [r[1] for r in rows], classes, dataset.description.foreground)
     summary["fov"] = any(p.get("fov", False) for p in parts)
+    summary["threshold"] = next(p["threshold"] for p in parts if "classes" in p)
     return summary
 
 

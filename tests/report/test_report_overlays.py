@@ -55,8 +55,8 @@ def test_select_cases(two_runs):
     assert [n for n, _ in best] == ranked[::-1][:2] and [n for n, _ in worst] == ranked[:2]
     best, worst = select_cases(run, "dice", 5)  # 6 images: split 3/3, none repeated
     assert len(best) == 3 and len(worst) == 3 and not {n for n, _ in best} & {n for n, _ in worst}
-    with pytest.raises(DualsegError, match="no per-image 'hd95'"):
-        select_cases(run, "hd95", 2)
+    with pytest.raises(DualsegError, match="no per-image 'not_a_metric'"):
+        select_cases(run, "not_a_metric", 2)
 
 
 def test_predicted_cases_are_the_evaluated_ones(two_runs, tmp_path):
