@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 from timm.models import adapt_input_conv
-from timm.models import load_state_dict as timm_load_state_dict
 from torchvision.models.vgg import VGG19_Weights, cfgs, make_layers
 
 from dualseg.errors import DualsegError, did_you_mean
@@ -18,6 +17,7 @@ from dualseg.models.base import SegmentationModel
 from dualseg.models.baselines._common import check_channels
 from dualseg.models.blocks import ConvNormAct, DoubleConv, init_weights
 from dualseg.models.blocks.positional_skip import PositionalCrossAttentionSkip
+from dualseg.models.weights import read_weights_file
 from dualseg.registry import MODELS
 
 VARIANTS = ("unet", "unet_process1", "efen")
@@ -91,14 +91,7 @@ def load_vgg19_weights(encoder: VGG19Encoder, pretrained_path: str | os.PathLike
         encoder.load_vgg_state(state, "torchvision's VGG19_Weights.IMAGENET1K_V1")
         return
     path = os.fspath(pretrained_path)
-    if not os.path.isfile(path):
-        raise DualsegError(f"efen: pretrained_path '{path}' does not exist or is not a file")
-    try:
-        state = timm_load_state_dict(path)
-    except Exception as e:  # pickle / safetensors / zip errors all mean "not a weights file we can read"
-        raise DualsegError(f"efen: cannot read weights from '{path}': {type(e).__name__}: {e}") from e
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DualsegError(f"efen: '{path}' does not hold a state dict of tensors")
+    state = read_weights_file(path, "efen")
     encoder.load_vgg_state(state, f"'{path}'")
 
 

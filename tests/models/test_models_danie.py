@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import dualseg
 from dualseg.errors import DualsegError
+from dualseg.losses import build_loss
 from dualseg.models.blocks.attention import ChannelAttention, PooledSpatialAttention
 from dualseg.models.blocks.danie import (
     ChannelSelfAttention,
@@ -198,7 +199,7 @@ def test_danie_s_gradients_reach_both_streams_and_all_heads(danie_s_64: DANIE) -
     danie_s_64.train()
     danie_s_64.zero_grad()
     out = danie_s_64(torch.randn(2, 1, 64, 64))
-    loss = dualseg.losses.build_loss([{"name": "dice", "output": "heads"}, {"name": "ce", "output": "heads"}])
+    loss = build_loss([{"name": "dice", "output": "heads"}, {"name": "ce", "output": "heads"}])
     total, _ = loss(out, {"mask": torch.randint(0, 4, (2, 64, 64))})
     total.backward()
     for name in ("sap.stem.conv1.weight", "hap.embed.0.conv.weight", "hap.stages.0.w_max", "joint.0.es.gamma",

@@ -10,11 +10,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.models import adapt_input_conv
-from timm.models import load_state_dict as timm_load_state_dict
 
 from dualseg.errors import DualsegError, did_you_mean
 from dualseg.models.base import SegmentationModel
 from dualseg.models.blocks import ASPP, ConvNormAct, init_weights
+from dualseg.models.weights import read_weights_file
 from dualseg.registry import MODELS
 
 DEFAULT_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
@@ -67,14 +67,7 @@ def load_encoder_weights(
     dict (prefixes already stripped) before matching, e.g. to resize an architecture's position tables.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DualsegError(f"deeplabv3plus: pretrained_path '{path}' does not exist or is not a file")
-    try:
-        state = timm_load_state_dict(path)
-    except Exception as e:  # pickle / safetensors / zip errors all mean "not a weights file we can read"
-        raise DualsegError(f"deeplabv3plus: cannot read weights from '{path}': {type(e).__name__}: {e}") from e
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DualsegError(f"deeplabv3plus: '{path}' does not hold a state dict of tensors")
+    state = read_weights_file(path, "deeplabv3plus")
 
     own = encoder.state_dict()
     if not any(k in own for k in state) and any(k.startswith("encoder.") for k in state):
