@@ -78,6 +78,7 @@ def process_group(device_setting: str = "auto") -> Iterator[None]:
     dist.init_process_group(backend, timeout=datetime.timedelta(minutes=TIMEOUT_MIN))
     try:
         yield
+        dist.barrier()  # no rank tears down its group while another still uses it (gloo aborts the process then)
     finally:
         dist.destroy_process_group()
 
