@@ -228,6 +228,7 @@ class EFEN(SegmentationModel):
             self.decoder2 = EFENDecoder(enc2[-1], dec, improved, attn_dim)
         self.head = nn.Conv2d(dec[-1], num_classes, 1)
         init_weights(self)
+        self.head.reset_parameters()  # PyTorch's fan-in default: logits start near 0, not at std ~5 (fan-out, 1 class)
         if pretrained or pretrained_path is not None:
             load_vgg19_weights(self.encoder, pretrained_path)
 

@@ -59,6 +59,12 @@ class PositionalCrossAttentionSkip(nn.Module):
     ``torch.nn.functional.scaled_dot_product_attention``, whose fused CPU/GPU kernels never hold the ``N x N``
     matrix (memory linear in ``N``; compute stays quadratic). ``attention_weights`` builds ``A`` explicitly, for
     inspection of small inputs only. Output channels: ``enc_ch + out_ch``.
+
+    Numerics (the paper is silent): W_Q, W_K, W_V start Xavier-uniform with zero bias, as the projections of
+    ``nn.MultiheadAttention`` (the Kaiming fan-out init of the other convolutions makes a 3-channel ``d_k``, the
+    input-image skip, start with one-hot rows); the attention runs in float32 under autocast, since Q and K come
+    from un-normalised features (Eq. 8 has no norm) and PyTorch 2.14's bf16 CPU flash-attention backward returns
+    NaN on large scores where the float32 kernel does not.
     """
 
     def __init__(self, enc_ch: int, dec_ch: int, out_ch: int, attn_dim: int | None = None, dec_scale: int = 2) -> None:
@@ -84,6 +90,13 @@ class PositionalCrossAttentionSkip(nn.Module):
             nn.Conv2d(dec_ch, out_ch, 3, padding=1),
             ConvNormAct(out_ch, out_ch, 1),
         )
+        self.custom_init()
+
+    def custom_init(self) -> None:
+        """Xavier-uniform W_Q, W_K, W_V (re-applied by ``init_weights``)."""
+        for projection in (self.w_q, self.w_k, self.w_v):
+            nn.init.xavier_uniform_(projection.weight)
+            nn.init.zeros_(projection.bias)
 
     def _query_key(self, f_d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Q and K as ``(N, 1, tokens, d_k)`` from the positionally encoded decoder feature."""
@@ -108,8 +121,8 @@ class PositionalCrossAttentionSkip(nn.Module):
         q, k = self._query_key(f_d)
         v_map = self.w_v(self.op1(f_e))
         v = tokens(v_map)
-        av = F.scaled_dot_product_attention(q, k, v.to(q.dtype), scale=1.0 / self.attn_dim)
-        av = av[:, 0].transpose(1, 2).reshape(v_map.shape)
+        av = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), scale=1.0 / self.attn_dim)
+        av = av[:, 0].transpose(1, 2).reshape(v_map.shape).to(v_map.dtype)
         return torch.cat([f_e * self.op2(av), self.op3(f_d)], dim=1)
 
 
