@@ -5,7 +5,9 @@
     python benchmarks/models.py --device cuda --batch 8
 
 Writes ``benchmarks/results/<machine>/models.json`` (all figures, see ``dualseg.benchmark.benchmark_model``) and
-``benchmarks/results/<machine>/models.md`` (the table). Names in the table below that are not registered are
+``benchmarks/results/<machine>/models.md``: the table, then every cost table of the four papers (DRFL Tables 4 and 8,
+DS2F Table VII, EFEN Table 3, DANIE Tables 1, 4, 5 and 7) with our figures beside theirs (``paper_figures.py``;
+rows not timed in this run are counted; ``--no-papers`` skips them). Names in the table below that are not registered are
 skipped, so the script runs before and after a method lands; registered names not in the table get the default.
 """
 
@@ -23,6 +25,9 @@ import torch
 import dualseg
 from dualseg.benchmark import benchmark_model, describe_device, git_commit, machine, machine_tag, resolve_device
 from dualseg.errors import DualsegError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import paper_figures  # noqa: E402  (a sibling script's module)
 
 ROOT = Path(__file__).resolve().parent
 
@@ -102,6 +107,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--name", default="models", help="result file stem (results/<machine>/<name>.json/.md)")
+    parser.add_argument("--no-papers", action="store_true", help="leave out the tables of the papers' figures")
     args = parser.parse_args()
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
 
@@ -124,12 +130,15 @@ def main() -> None:
               f"{r['train_images_per_s']:.2f} train img/s", file=sys.stderr, flush=True)
         results.append(r)
 
+    papers = [] if args.no_papers else paper_figures.compare(results)
     out_dir = ROOT / "results" / machine_tag(info)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"kind": "model-cost", "commit": git_commit(ROOT), "machine": info, "batch": args.batch,
-              "repeats": args.repeats, "warmup": args.warmup, "results": results}
+              "repeats": args.repeats, "warmup": args.warmup, "results": results, "papers": papers}
     (out_dir / f"{args.name}.json").write_text(json.dumps(record, indent=1) + "\n")
     table = markdown(results, describe_device(device), args.batch, args.repeats)
+    if papers:
+        table += "\n" + paper_figures.markdown(papers)
     (out_dir / f"{args.name}.md").write_text(table)
     print(table)
 

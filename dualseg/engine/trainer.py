@@ -237,16 +237,19 @@ class Trainer:
         atomic_write_text(path, buf.getvalue())
 
     def _log_row(self, row: dict[str, Any]) -> None:
+        """Append one epoch's row; columns are the union over all rows (epochs without validation leave the
+        validation columns empty), so the header always names every column of every row."""
         if not self.dist.is_main:
             return
         path = self.out / "metrics.csv"
-        text = path.read_text() if path.is_file() else ""
+        rows = list(csv.DictReader(path.read_text().splitlines())) if path.is_file() else []
+        fields = list(rows[0]) if rows else []
+        fields += [k for k in row if k not in fields]
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(row))
-        if not text:
-            writer.writeheader()
-        writer.writerow(row)
-        atomic_write_text(path, text + buf.getvalue())
+        writer = csv.DictWriter(buf, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows([*rows, row])
+        atomic_write_text(path, buf.getvalue())
 
     # --- the loop -----------------------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, float]:

@@ -29,10 +29,12 @@ def plot_curves(metrics_csv: str | Path, out_png: str | Path, title: str | None 
         axes[0].plot(epochs, series(key), label=key.removeprefix("train_"), lw=2 if key == "train_loss" else 1)
     axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log", title="loss terms")
     axes[0].legend(fontsize=8)
-    for key in metrics:
-        axes[1].plot(epochs, series(key), label=key)
+    for key in metrics:  # only the epochs that ran validation (train.val_every > 1 leaves the others empty)
+        points = [(e, v) for e, v in zip(epochs, series(key)) if v == v]
+        axes[1].plot([e for e, _ in points], [v for _, v in points], marker="o", ms=3, label=key)
     axes[1].set(xlabel="epoch", ylabel="Dice", title="validation")
-    axes[1].legend(fontsize=8)
+    if metrics:
+        axes[1].legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
