@@ -7,8 +7,9 @@
 Writes ``benchmarks/results/<machine>/models.json`` (all figures, see ``dualseg.benchmark.benchmark_model``) and
 ``benchmarks/results/<machine>/models.md``: the table, then every cost table of the four papers (DRFL Tables 4 and 8,
 DS2F Table VII, EFEN Table 3, DANIE Tables 1, 4, 5 and 7) with our figures beside theirs (``paper_figures.py``;
-rows not timed in this run are counted; ``--no-papers`` skips them). Names in the table below that are not registered are
-skipped, so the script runs before and after a method lands; registered names not in the table get the default.
+rows not timed in this run are counted; ``--no-papers`` skips them). Names in the table below that are not
+registered are skipped, so the script runs before and after a method lands; registered names not in the table get
+the default.
 """
 
 from __future__ import annotations

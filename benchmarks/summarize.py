@@ -26,9 +26,9 @@ def main() -> None:
         "sample std over images (per-image convention, NaN-skip); 'pooled' is the Dice of the confusion counts summed",
         "over the split. Training time excludes start-up and the final evaluation.",
         "",
-        "| config | machine | precision | epochs | training min | split (images) | class | Dice mean ± std "
-        "| pooled Dice |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| config | overrides | machine | precision | epochs | training min | split (images) | class "
+        "| Dice mean ± std | pooled Dice |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(ROOT.glob("results/*/*.json")):
         r = json.loads(path.read_text())
@@ -37,9 +37,11 @@ def main() -> None:
         m = r["machine"]
         where = f"{m['gpu'] or m['cpu']} ({m['cores']} threads), torch {m['torch']}"
         split = f"{r['split']} ({r['n_images']}{', in FOV' if r.get('fov') else ''})"
+        overrides = ", ".join(f"`{o}`" for o in r.get("overrides", []) if not o.startswith("data.root=")) or "-"
         for cls, mean in r["per_class_dice"].items():
             lines.append(
-                f"| `{r['config']}` | {where} | {m['precision']} | {r['epochs']} | {r['training_minutes']} | {split} "
+                f"| `{r['config']}` | {overrides} | {where} | {m['precision']} | {r['epochs']} "
+                f"| {r['training_minutes']} | {split} "
                 f"| {cls} | {fmt(mean, r['per_class_dice_std'][cls])} | {fmt(r['dataset_level_dice'][cls], None)} |"
             )
     (ROOT / "RESULTS.md").write_text("\n".join(lines) + "\n")

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from dualseg.engine.precision import autocast, resolve_precision
@@ -131,6 +132,27 @@ def dummy_loss(out: Any) -> torch.Tensor:
     return sum((t.float().mean() for t in tensors), torch.zeros((), device=tensors[0].device))
 
 
+# torch's counter has formulas for the CUDA attention kernels but none for the fused CPU kernel that
+# scaled_dot_product_attention dispatches to on the CPU, which it would count as 0 FLOPs (EFEN's skips and
+# the DRFL transformer use it). The CPU kernel does the same arithmetic, so torch's own counts apply.
+def _cpu_attention(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_attention_backward(grad_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_backward_flop_count(grad_shape, query_shape, key_shape, value_shape)
+
+
+CPU_ATTENTION_FLOPS = {
+    getattr(torch.ops.aten, name): formula
+    for name, formula in (
+        ("_scaled_dot_product_flash_attention_for_cpu", _cpu_attention),
+        ("_scaled_dot_product_flash_attention_for_cpu_backward", _cpu_attention_backward),
+    )
+    if hasattr(torch.ops.aten, name)
+}
+
+
 def count_flops(model: nn.Module, x: torch.Tensor, train: bool = False, backward: bool = False) -> int:
     """FLOPs of one forward (and, with ``backward``, the backward) pass of ``model`` on ``x``, as torch counts them.
 
@@ -143,7 +165,7 @@ def count_flops(model: nn.Module, x: torch.Tensor, train: bool = False, backward
     was_training = model.training
     model.train(train)
     try:
-        counter = FlopCounterMode(display=False)
+        counter = FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS)
         grad = torch.enable_grad() if train else torch.no_grad()
         with counter, grad:
             out = model(x)

@@ -134,3 +134,18 @@ def test_cli_size_the_model_cannot_take(capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
 def test_cli_cuda_without_gpu(capsys):
     assert "no CUDA GPU" in one_line_error(capsys, ["benchmark", "unet", "--device", "cuda"])
+
+
+def test_cpu_fused_attention_is_counted_like_the_explicit_matmuls():
+    """torch's counter has no formula for the CPU flash-attention kernel (0 FLOPs without dualseg's mapping)."""
+
+    class Attention(nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.scaled_dot_product_attention(x, x, x)
+
+    x = torch.randn(2, 1, 96, 16)
+    fused = count_flops(Attention(), x)
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):  # decomposes into counted bmm calls
+        explicit = count_flops(Attention(), x)
+    assert fused == explicit == 2 * 2 * 2 * 96 * 96 * 16  # QK^T and AV, batch 2
+    assert count_flops(Attention(), x.requires_grad_(), train=True, backward=True) > 3 * fused

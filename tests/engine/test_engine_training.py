@@ -118,3 +118,14 @@ def test_early_stopping_and_best_checkpoint(data_root, tmp_path, monkeypatch):
     assert state["epoch"] == 4 and state["best_epoch"] == 2 and state["best"] == 0.7
     best = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=True)
     assert best["trainer"]["epoch"] == 2
+
+
+def test_metrics_csv_columns_stay_aligned_when_validation_skips_epochs(data_root, tmp_path):
+    Trainer(_cfg(data_root, tmp_path / "run", "train.epochs=3", "train.val_every=2"), progress=False).fit()
+    with open(tmp_path / "run/metrics.csv") as f:
+        header, *lines = list(csv.reader(f))
+    rows = [dict(zip(header, line, strict=True)) for line in lines]  # strict: every line as long as the header
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert [r["val_dice"] != "" for r in rows] == [False, True, True]  # every 2nd epoch, and the last
+    assert all(float(r["train_loss"]) > 0 for r in rows)  # the loss column holds the loss in every row
+    assert (tmp_path / "run/curves.png").stat().st_size > 0

@@ -160,3 +160,36 @@ def test_vgg_weights_from_a_whole_efen_state_dict(tmp_path: Path) -> None:
     )
     torch.testing.assert_close(model.encoder.state_dict(), source.encoder.state_dict())
     assert not torch.equal(model.head.weight, source.head.weight)  # only the encoder is loaded
+
+
+def test_attention_runs_in_float32_under_bf16_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Q and K come from un-normalised features; in an lr-0.01 efen run the scores of the deepest skip reached
+    ~2e9 by step 4 and PyTorch's bf16 CPU flash-attention backward returned NaN there, while the float32 kernel
+    gave finite gradients on the same saved tensors. So the attention itself runs in float32."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    skip = make_skip().train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = skip(torch.randn(2, 6, 8, 12), torch.randn(2, 10, 4, 6))
+    assert seen == [(torch.float32,) * 3]
+    out.float().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in skip.parameters() if p.grad is not None)
+
+
+def test_initialisation_small_logits_and_xavier_projections() -> None:
+    torch.manual_seed(0)
+    model = create_model("efen", in_channels=3, num_classes=1, variant="efen").train()  # as the first step sees it
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 32, 48))["seg"]
+    assert logits.std() < 1.0  # Kaiming fan-out on a 1-class head gave std ~5 and a first gradient norm of ~350
+    skip = model.input_skip
+    for projection in (skip.w_q, skip.w_k, skip.w_v):
+        bound = math.sqrt(6 / (projection.in_channels + projection.out_channels))  # Xavier-uniform
+        assert projection.weight.abs().max() <= bound
+        assert not projection.bias.any()
