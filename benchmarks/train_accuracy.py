@@ -35,6 +35,7 @@ def main() -> None:
         shutil.rmtree(run_dir)
     cfg = load_config(args.config, [*args.overrides, f"output_dir={run_dir}"])
     info = machine()
+    commit = git_commit(ROOT)  # the code the run starts from (HEAD may move while it trains)
     t0 = time.perf_counter()
     state = train(cfg, progress=False)
     wall = time.perf_counter() - t0
@@ -42,7 +43,7 @@ def main() -> None:
     result = {
         "config": args.config,
         "overrides": args.overrides,
-        "commit": git_commit(ROOT),
+        "commit": commit,
         "machine": info,
         "training_minutes": round(state["train_seconds"] / 60, 2),
         "wall_minutes_incl_setup": round(wall / 60, 2),
