@@ -21,6 +21,7 @@ Writes ``benchmarks/results/<machine>/monai_compare.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import statistics
 import sys
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch CPU threads (default: PyTorch's); 1 gives steadier timings on a loaded machine")
     p.add_argument("--name", default=None, help="result file name (default monai_compare[_bf16])")
     args = p.parse_args(argv)
+    load_before = os.getloadavg()[0]  # other work on the machine, for the record
     info = machine()  # before --threads: the machine's own thread count names the results folder
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -211,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         "input": f"{args.in_channels}x{args.size[0]}x{args.size[1]}, {args.num_classes} classes",
         "repeats": args.repeats,
         "warmup": args.warmup,
-        "load_note": "The machine was shared with other jobs while this ran: absolute times are inflated and noisy; "
-                     "the repeats of all models were interleaved so the load falls on each alike, and only medians "
-                     "and ratios are reported.",
+        "load_note": f"1-minute load average before the run: {load_before:.2f} on {os.cpu_count()} logical CPUs. "
+                     "The repeats of all models were interleaved so that any load falls on each alike; medians and "
+                     "ratios are reported.",
         "pairs": pair_rows(measured),
         "raw": measured,
     }
