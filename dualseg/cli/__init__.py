@@ -39,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what to do after Ctrl-C, for the verbs whose work can be continued
+INTERRUPT_HINTS = {
+    "train": "; continue the run with the same command and --resume",
+    "cv": "; run the same command again: finished members are kept and the interrupted one resumes",
+    "fetch-data": "; run the same command again: the download resumes from its .part file",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,5 +63,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {describe_os_error(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("interrupted; resume a training run with --resume", file=sys.stderr)
+        print(f"interrupted{INTERRUPT_HINTS.get(args.verb, '')}", file=sys.stderr)
         return 130

@@ -29,6 +29,7 @@ from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, save_c
 from dualseg.engine.config import Config, apply_overrides, config_from_dict
 from dualseg.engine.seed import resolve_device, seed_everything
 from dualseg.errors import DualsegError
+from dualseg.metrics.image_quality import unit_affine
 from dualseg.models.sr_teacher import SRTeacher
 
 
@@ -58,7 +59,7 @@ def evaluate_psnr(model: SRTeacher, paths: list[Path], normalize: str, device: t
         lr_norm = F.avg_pool2d(hr_norm, s)
         sr_norm = model(lr_norm).cpu()
         # back to [0, 1]: the normalisation is affine per image and channel, recover it from the two versions
-        scale_, shift = _affine(norm[:h, :w], unit[:h, :w])
+        scale_, shift = unit_affine(norm[:h, :w], unit[:h, :w])  # (C, 1, 1): broadcasts over the batch
         sr = (sr_norm * scale_ + shift).clamp(0, 1)
         lr_unit = F.avg_pool2d(hr, s)
         bicubic = F.interpolate(lr_unit, scale_factor=s, mode="bicubic", align_corners=False).clamp(0, 1)
@@ -66,14 +67,6 @@ def evaluate_psnr(model: SRTeacher, paths: list[Path], normalize: str, device: t
         scores["bicubic_psnr"].append(psnr(bicubic, hr))
     model.train()
     return {k: float(np.mean(v)) for k, v in scores.items()}
-
-
-def _affine(norm: np.ndarray, unit: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel a, b with unit = a * norm + b (exact for zscore/unit/imagenet normalisation)."""
-    a = unit.std(axis=(0, 1)) / np.maximum(norm.std(axis=(0, 1)), 1e-12)
-    b = unit.mean(axis=(0, 1)) - a * norm.mean(axis=(0, 1))
-    as_map = lambda v: torch.tensor(v, dtype=torch.float32)[None, :, None, None]  # noqa: E731
-    return as_map(a), as_map(b)
 
 
 def teacher_config(root: str, output_dir: str, overrides: list[str] | None = None) -> Config:

@@ -8,6 +8,7 @@ cases run the real command in a subprocess.
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import pickle
 import shutil
@@ -436,3 +437,24 @@ def test_traceback_only_with_debug(tmp_path):
                                                  "data.root (or --data) to an existing folder"]
     debug = subprocess.run(argv[:3] + ["--debug"] + argv[3:], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert debug.returncode == 2 and "Traceback" in debug.stderr and "dataset folder not found" in debug.stderr
+
+
+
+@pytest.mark.parametrize(
+    ("verb", "argv", "hint"),
+    [
+        ("fetch_data", ["fetch-data", "drive", "--dest", "x"], "download resumes from its .part file"),
+        ("train", ["train", "cfg.yaml"], "--resume"),
+        ("models", ["models"], None),
+    ],
+)
+def test_ctrl_c_gives_the_verbs_own_hint(monkeypatch, capsys, verb, argv, hint):
+    module = importlib.import_module(f"dualseg.cli.{verb}")
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "run", interrupted)
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "interrupted" if hint is None else (err.startswith("interrupted; ") and hint in err)
