@@ -280,7 +280,7 @@ class DS2F(SegmentationModel):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_input(x)
-        lr_size = (int(x.shape[-2]), int(x.shape[-1]))
+        lr_size = x.shape[-2:]  # not int(): a trace keeps the size symbolic (TorchScript export at any size)
         feats = self.backbone.encode(x)  # Eq. 1
         f_seg = self.seg_decoder(feats)  # Eq. 2
         out = {"seg": self._seg_logits(f_seg, lr_size)}
@@ -304,7 +304,7 @@ class DS2F(SegmentationModel):
         if self.sr_decoder is None:
             raise DualsegError(f"{type(self).__name__} was built with sr_stream=False: it has no SR image to predict")
         self.check_input(x)
-        lr_size = (int(x.shape[-2]), int(x.shape[-1]))
+        lr_size = x.shape[-2:]  # not int(): a trace keeps the size symbolic (TorchScript export at any size)
         feats = self.backbone.encode(x)
         return {
             "seg": self._seg_logits(self.seg_decoder(feats), lr_size),
