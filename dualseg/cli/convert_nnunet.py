@@ -12,6 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1..999)")
     p.add_argument("--name", required=True, help="dataset name (letters, digits, '_', '-')")
     p.add_argument("--dataset", default="auto", help="dataset description name (default: by folder name/inferred)")
+    p.add_argument("--all-train", action="store_true",
+                   help="put an official test set (DRIVE, ACDC) into imagesTr too (default: imagesTs/labelsTs)")
     p.set_defaults(run=run)
 
 
@@ -19,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from dualseg.data.check import check_data
     from dualseg.data.nnunet import convert_to_nnunet
 
-    target = convert_to_nnunet(args.src, args.dest, args.dataset_id, args.name, args.dataset)
+    target = convert_to_nnunet(args.src, args.dest, args.dataset_id, args.name, args.dataset,
+                               keep_test=not args.all_train)
     report = check_data(target, "nnunet", progress=False)
     print(report.render())
     print(f"wrote {target}")

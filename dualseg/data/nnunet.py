@@ -134,13 +134,16 @@ def convert_to_nnunet(
     name: str,
     dataset: str = "auto",
     progress: bool = True,
+    keep_test: bool = True,
 ) -> Path:
     """Write a dualseg dataset folder as ``dest/DatasetXXX_<name>`` (nnU-Net v2 raw layout), atomically.
 
     Images become PNG (lossless; 8/16-bit kept; RGBA loses alpha): gray and RGB as one ``_0000.png`` (RGB read as
     three channels by NaturalImage2DIO), other channel counts as one file per channel. Masks become class indices
-    (``labelsTr``) through the dataset description (0/255 -> 0/1, instance ids -> foreground). Every labelled image
-    goes to ``imagesTr`` (nnU-Net makes its own folds); FOV masks are not carried over. Class index 0 is named
+    (``labelsTr``) through the dataset description (0/255 -> 0/1, instance ids -> foreground). Labelled images go to
+    ``imagesTr`` (nnU-Net makes its own folds), except a dataset's official test set (DRIVE's ``*_test``, ACDC's
+    test patients), which goes to ``imagesTs``/``labelsTs`` so that it stays held out (``keep_test=False``: all to
+    ``imagesTr``); FOV masks are not carried over. Class index 0 is named
     ``background`` as nnU-Net requires; the original names are kept in dataset.json's ``dualseg`` block.
     """
     if not 1 <= dataset_id <= 999:
@@ -161,7 +164,10 @@ def convert_to_nnunet(
     try:
         out = work / target.name
         n_channels = None
+        stems = [s.stem for s in scan.samples]
+        test = set(description.default_test(stems, Path(src))) if keep_test and description.default_test else set()
         for s in tqdm(scan.samples, desc="convert-nnunet", disable=not progress, leave=False):
+            images, labels_dir = ("imagesTs", "labelsTs") if s.stem in test else ("imagesTr", "labelsTr")
             image = read_image(s.image, s.extra_channels)
             if not np.issubdtype(image.dtype, np.integer):
                 raise DualsegError(f"{s.image}: float images cannot be stored as nnU-Net PNGs; convert to 8/16-bit")
@@ -172,12 +178,12 @@ def convert_to_nnunet(
                                    "one channel count per dataset")
             n_channels = channels
             for k, plane in enumerate(planes):
-                write_png_atomic(plane, out / "imagesTr" / f"{s.stem}_{k:04d}.png")
+                write_png_atomic(plane, out / images / f"{s.stem}_{k:04d}.png")
             labels = description.encode_mask(read_mask(s.mask), s.mask)
             if labels.shape != image.shape[:2]:
                 raise DualsegError(f"size mismatch: {s.image} and {s.mask}; run 'dualseg check-data'")
             write_png_atomic(labels.astype(np.uint8 if description.num_classes <= 256 else np.uint16),
-                             out / "labelsTr" / f"{s.stem}.png")
+                             out / labels_dir / f"{s.stem}.png")
         channel_names = {"0": "R", "1": "G", "2": "B"} if n_channels == 3 else (
             {"0": "gray"} if n_channels == 1 else {str(k): f"channel_{k}" for k in range(n_channels or 0)})
         labels_json = {("background" if i == 0 else cls): i for i, cls in enumerate(description.class_names)}
@@ -186,7 +192,7 @@ def convert_to_nnunet(
             "description": f"converted by dualseg convert-nnunet from {Path(src).name} ({description.name})",
             "channel_names": channel_names,
             "labels": labels_json,
-            "numTraining": len(scan.samples),
+            "numTraining": len(scan.samples) - len(test),
             "file_ending": ".png",
             "overwrite_image_reader_writer": "NaturalImage2DIO",
             "dualseg": {"class_names": list(description.class_names), "background": description.background},

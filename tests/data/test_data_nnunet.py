@@ -132,3 +132,27 @@ def test_convert_refuses_taken_id_and_bad_name(tmp_path, data_root):
         meta["labels"]["whole"] = [1, 2]
         (root / "dataset.json").write_text(json.dumps(meta))
         nnunet_description(root)
+
+
+@pytest.mark.parametrize("all_train", [False, True])
+def test_drive_official_test_set_goes_to_imagests_unless_all_train(tmp_path, data_root, all_train):
+    src = tmp_path / "drive"
+    stems = ("01_test", "21_training", "22_training")
+    for sub, ending in (("images", ".tif"), ("masks", ".png"), ("fov_masks", ".png")):
+        (src / sub).mkdir(parents=True)
+        for stem in stems:
+            shutil.copy(data_root / "drive" / sub / f"{stem}{ending}", src / sub / f"{stem}{ending}")
+    argv = ["convert-nnunet", str(src), "--dest", str(tmp_path / "raw"), "--dataset-id", "4", "--name", "DRIVE"]
+    assert main(argv + (["--all-train"] if all_train else [])) == 0
+    target = tmp_path / "raw" / "Dataset004_DRIVE"
+    train = sorted(p.name for p in (target / "imagesTr").iterdir())
+    meta = json.loads((target / "dataset.json").read_text())
+    if all_train:
+        assert train == [f"{s}_0000.png" for s in stems] and meta["numTraining"] == 3
+        assert not (target / "imagesTs").exists()
+    else:
+        assert train == ["21_training_0000.png", "22_training_0000.png"] and meta["numTraining"] == 2
+        assert [p.name for p in (target / "imagesTs").iterdir()] == ["01_test_0000.png"]
+        assert [p.name for p in (target / "labelsTs").iterdir()] == ["01_test.png"]
+        assert np.unique(read_mask(target / "labelsTs/01_test.png")).tolist() == [0, 1]
+        assert check_data(target, progress=False).problems == []  # numTraining matches imagesTr
