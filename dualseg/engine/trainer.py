@@ -75,6 +75,13 @@ class TrainState:
     epoch_sums: dict[str, float] = field(default_factory=dict)  # that epoch's loss sums so far
 
 
+def rank_rng_state(checkpoint: dict[str, Any], rank: int, world_size: int) -> dict[str, Any]:
+    """The RNG state ``rank`` saved, when the checkpoint holds one per rank of a run with as many processes;
+    otherwise rank 0's (single-process checkpoints, or resuming with another number of processes)."""
+    per_rank = checkpoint.get("rng_ranks")
+    return per_rank[rank] if per_rank is not None and len(per_rank) == world_size else checkpoint["rng"]
+
+
 def _check_run_dir(out: Path, cfg: Config, resume: bool, force: bool) -> Config:
     last = out / CHECKPOINT_DIR / "last.pt"
     if resume:
@@ -183,7 +190,14 @@ class Trainer:
         return self._train_loader
 
     # --- checkpoints --------------------------------------------------------------------------------------------
-    def _checkpoint_state(self) -> dict[str, Any]:
+    def _save(self, name: str) -> None:
+        """Write ``checkpoints/<name>``. Called on every rank: each rank's RNG state is gathered (a run resumed inside
+        an epoch continues every rank's own dropout stream); rank 0 writes."""
+        rngs = self.dist.gather(rng_state())
+        if self.dist.is_main:
+            save_checkpoint(self._checkpoint_state(rngs), self.out / CHECKPOINT_DIR / name)
+
+    def _checkpoint_state(self, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         s = self.state
         bad = [name for name, p in self.model.state_dict().items() if p.is_floating_point() and not p.isfinite().all()]
         if bad:
@@ -197,7 +211,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": rng_state(),
+            "rng": rngs[0],
+            **({"rng_ranks": rngs} if len(rngs) > 1 else {}),
             "trainer": {**vars(s), "epoch_sums": dict(s.epoch_sums)},
             "config": self.cfg.to_dict(),
             "model_name": self.cfg.model.name,
@@ -221,7 +236,7 @@ class Trainer:
             ) from e
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        set_rng_state(rank_rng_state(state, self.dist.rank, self.dist.world_size))
         self.state = TrainState(**state["trainer"])
         self._truncate_metrics(self.state.epoch)
 
@@ -307,8 +322,8 @@ class Trainer:
             bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.4f}", data=f"{wait.fraction:.0%}")
             self.state.epoch_iter = i + 1
             every = cfg.train.checkpoint_every
-            if every and self.state.step % every == 0 and i + 1 < self.iters and self.dist.is_main:
-                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
+            if every and self.state.step % every == 0 and i + 1 < self.iters:
+                self._save("last.pt")
         finite = self.iters - int(sums.get("skipped_steps", 0))
         out = {k: v / max(finite, 1) for k, v in sums.items() if k != "skipped_steps"}
         if "skipped_steps" in sums:
@@ -346,8 +361,8 @@ class Trainer:
                 # The log row first, then the checkpoint: a crash between the two is undone on resume (rows after
                 # the checkpoint's epoch are dropped), so metrics.csv always matches an uninterrupted run.
                 self._log_row(row)
+                self._save("last.pt")
                 if self.dist.is_main:
-                    save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "last.pt")
                     for k, v in row.items():
                         if k != "epoch" and isinstance(v, int | float):
                             writer.add_scalar(k, v, epoch + 1)
@@ -399,8 +414,7 @@ class Trainer:
             s.best = -math.inf if value is None else value
             s.best_epoch = s.epoch
             s.stale_epochs = 0
-            if self.dist.is_main:
-                save_checkpoint(self._checkpoint_state(), self.out / CHECKPOINT_DIR / "best.pt")
+            self._save("best.pt")
         else:
             s.stale_epochs += 1
 

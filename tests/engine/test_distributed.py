@@ -21,6 +21,7 @@ from torch.utils.data import RandomSampler
 from dualseg.engine.checkpoint import load_checkpoint
 from dualseg.engine.distributed import DistContext, EpochSampler, state_digest, wrap_model
 from dualseg.engine.evaluator import evaluate_run
+from dualseg.engine.trainer import rank_rng_state
 from dualseg.errors import DualsegError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,7 +69,7 @@ def test_two_process_training_on_real_data(data_root, tmp_path):
     overrides = [
         f"data.root={data_root / 'isbi2012'}", f"output_dir={out}", "model.args={channels: [8, 16, 32]}",
         "data.patch_size=[64, 64]", "train.batch_size=2", "train.iters_per_epoch=4", "train.epochs=3",
-        "train.precision=fp32", "train.threads=1", "train.device=cpu",
+        "train.precision=fp32", "train.threads=1", "train.device=cpu", "train.checkpoint_every=3",
     ]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
                "-m", "dualseg", "train", str(REPO / "configs/isbi2012/unet.yaml"), "--no-progress"]
@@ -90,6 +91,11 @@ def test_two_process_training_on_real_data(data_root, tmp_path):
     assert found, log[-3000:]
     checkpoint = load_checkpoint(out / "checkpoints/last.pt")
     assert state_digest(checkpoint["model"]) == found.group(1)
+    # each rank's RNG state is kept (a resume inside an epoch continues each rank's own dropout stream)
+    ranks = checkpoint["rng_ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["torch"], ranks[1]["torch"])
+    assert torch.equal(checkpoint["rng"]["torch"], ranks[0]["torch"])
+    assert rank_rng_state(checkpoint, 1, 2) is ranks[1] and rank_rng_state(checkpoint, 1, 3) is checkpoint["rng"]
 
     # sharded validation of the final epoch == a single-process evaluation of the checkpoint
     summary, _ = evaluate_run(out, split="val", which="last", progress=False)
