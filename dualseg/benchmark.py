@@ -249,6 +249,7 @@ def benchmark_model(
     device: str | torch.device = "cpu",
     amp: bool = False,
     compile: bool = False,
+    channels_last: bool = False,
     model_args: dict[str, Any] | None = None,
     warmup: int = 2,
     repeats: int = 5,
@@ -277,7 +278,9 @@ def benchmark_model(
     dev = resolve_device(device)
     dtype = resolve_precision("auto", dev) if amp else None
 
-    model = dualseg.create_model(name, in_channels=in_channels, num_classes=num_classes, **model_args).to(dev)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = dualseg.create_model(name, in_channels=in_channels, num_classes=num_classes, **model_args)
+    model.to(dev, memory_format=layout)
     check = getattr(model, "check_input", None)
     if callable(check):  # the model's own error for a size it cannot take, before any work
         check(torch.empty(1, in_channels, height, width, device="meta"))
@@ -292,7 +295,7 @@ def benchmark_model(
 
     # eval latency and memory
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, in_channels, height, width, generator=gen).to(dev)
+    x = torch.randn(batch, in_channels, height, width, generator=gen).to(dev, memory_format=layout)
     model.eval()
 
     def forward() -> None:
@@ -308,7 +311,7 @@ def benchmark_model(
 
     # training throughput and memory
     train_batch = max(batch, 2) if _has_batchnorm(model) else batch
-    xt = torch.randn(train_batch, in_channels, height, width, generator=gen).to(dev)
+    xt = torch.randn(train_batch, in_channels, height, width, generator=gen).to(dev, memory_format=layout)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
     scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
@@ -332,7 +335,7 @@ def benchmark_model(
     # FLOPs (on the eager model; counts do not depend on dtype): eval for one image, train on two images / 2 so
     # BatchNorm after global pooling (ASPP) works in train mode; every counted op is linear in the batch.
     flops = count_flops(model, x[:1], train=False)
-    x2 = torch.randn(2, in_channels, height, width, generator=gen).to(dev)
+    x2 = torch.randn(2, in_channels, height, width, generator=gen).to(dev, memory_format=layout)
     flops_train = count_flops(model, x2, train=True) / 2
     flops_train_step = count_flops(model, x2, train=True, backward=True) / 2
     model.eval()
@@ -360,6 +363,7 @@ def benchmark_model(
         "device": describe_device(dev),
         "torch": torch.__version__,
         "amp": str(dtype).removeprefix("torch.") if dtype is not None else None,
+        "channels_last": channels_last,
         "amp_requested": amp,
         "compile": compile,
         "compile_s": round(compile_s, 2) if compile_s is not None else None,

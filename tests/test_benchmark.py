@@ -16,7 +16,8 @@ TINY = {"channels": [8, 16, 32]}
 FAST = {"warmup": 1, "repeats": 2}
 KEYS = {
     "model", "model_args", "input_size", "batch", "train_batch", "device", "torch", "amp", "compile", "compile_s",
-    "params", "params_trainable", "gflops", "gmacs", "gflops_train", "gmacs_train", "gflops_train_step",
+    "channels_last", "params", "params_trainable", "gflops", "gmacs", "gflops_train", "gmacs_train",
+    "gflops_train_step",
     "flops_note", "latency_ms", "latency_ms_std", "train_images_per_s", "peak_memory_mb", "memory_note",
 }
 
@@ -149,3 +150,10 @@ def test_cpu_fused_attention_is_counted_like_the_explicit_matmuls():
         explicit = count_flops(Attention(), x)
     assert fused == explicit == 2 * 2 * 2 * 96 * 96 * 16  # QK^T and AV, batch 2
     assert count_flops(Attention(), x.requires_grad_(), train=True, backward=True) > 3 * fused
+
+
+def test_channels_last_layout_same_counts():
+    nhwc = benchmark_model("unet", input_size=(64, 64), model_args=TINY, channels_last=True, **FAST)
+    nchw = benchmark_model("unet", input_size=(64, 64), model_args=TINY, **FAST)
+    assert nhwc["channels_last"] is True and nchw["channels_last"] is False
+    assert nhwc["gmacs"] == nchw["gmacs"] and nhwc["params"] == nchw["params"]

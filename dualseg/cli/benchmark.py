@@ -1,5 +1,6 @@
-"""``dualseg benchmark MODEL [--input-size HxW] [--batch N] [--device cpu|cuda] [--amp] [--compile] [--json] ...``:
-parameters, FLOPs/MACs (eval and train mode), latency, training throughput and peak memory of one model."""
+"""``dualseg benchmark MODEL [--input-size HxW] [--batch N] [--device cpu|cuda] [--amp] [--compile]
+[--channels-last] [--json]``: parameters, FLOPs/MACs (eval and train mode), latency, training throughput and
+peak memory of one model."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--amp", action="store_true", help="autocast with the machine's automatic precision")
     p.add_argument("--compile", action="store_true", help="time a torch.compile'd model (compile time separate)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout for the model and its inputs")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object to stdout")
     p.add_argument("--model-args", default=None, metavar="JSON",
                    help='model options as a JSON object, e.g. \'{"channels": [16, 32, 64]}\'')
@@ -62,6 +64,7 @@ def format_table(r: dict[str, Any]) -> str:
         ("input", f"{r['in_channels']}x{h}x{w}, batch {r['batch']} (train batch {r['train_batch']}), "
                   f"{r['num_classes']} classes"),
         ("precision", r["amp"] or "fp32"),
+        ("memory layout", "channels_last (NHWC)" if r["channels_last"] else "NCHW"),
         ("compiled", f"yes, compile {r['compile_s']:.1f} s" if r["compile"] else "no"),
         ("parameters", f"{r['params']:,} ({r['params'] / 1e6:.2f} M; trainable {r['params_trainable']:,})"),
         ("GMACs eval", f"{r['gmacs']:.3f}  (GFLOPs {r['gflops']:.3f})"),
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"benchmarking {args.model} at {size[0]}x{size[1]} on {args.device} ...", file=sys.stderr)
     result = benchmark_model(
         args.model, input_size=size, batch=args.batch, in_channels=args.in_channels, num_classes=args.num_classes,
-        device=args.device, amp=args.amp, compile=args.compile, model_args=model_args, warmup=args.warmup,
+        device=args.device, amp=args.amp, compile=args.compile, channels_last=args.channels_last,
+        model_args=model_args, warmup=args.warmup,
         repeats=args.repeats,
     )
     if args.amp and result["amp"] is None:

@@ -110,3 +110,19 @@ def test_a_model_that_cannot_be_exported_gives_a_clear_error(tmp_path):
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.pt").exists()
     with pytest.raises(DualsegError, match="unknown export format"):
         export_model(loaded, "tflite", tmp_path / "m.tflite")
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_inference_uses_the_layout_the_run_trained_in(tmp_path, make_run, channels_last):
+    run = make_run(tmp_path / "run", "unet", {"channels": [4, 8, 16]},
+                   config={"train": {"precision": "fp32", "channels_last": channels_last}})
+    loaded = load_inference_model(run)
+    weight = next(p for p in loaded.model.parameters() if p.ndim == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
+    assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last
+    reference = load_trained(run).model.to(memory_format=torch.contiguous_format)
+    x = torch.randn(2, 1, 32, 48)
+    with torch.no_grad():
+        expected = loaded.model(x)["seg"]
+        torch.testing.assert_close(expected, reference(x)["seg"], atol=1e-4, rtol=1e-4)  # same numbers, any layout
+        package = dualseg.load_model(save_package(loaded, tmp_path / "pkg"))  # packages load NHWC
+        torch.testing.assert_close(package(x)["seg"], expected, atol=1e-4, rtol=1e-4)
