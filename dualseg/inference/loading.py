@@ -48,8 +48,8 @@ def load_trained(path: str | Path, which: str = "best", device: str | torch.devi
         model.load_state_dict(state["model"])
     except RuntimeError as e:
         raise DualsegError(f"{ckpt_path}: weights do not fit model '{state['model_name']}': {str(e)[:200]}") from e
-    # the layout the run trained and validated in: NHWC (channels_last) is 1.3-1.6x faster for convolutions on
-    # oneDNN CPUs and tensor-core GPUs, and evaluating in it reproduces the in-training validation exactly
+    # the layout the run trained and validated in (NHWC by default), so evaluation reproduces the in-training
+    # validation; on this CPU NHWC evals 0.97-1.37x as fast as NCHW (benchmarks/results/cpu-2core/layout.md)
     layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model.to(device, memory_format=layout).eval()
     return TrainedModel(model, cfg, description_from_dict(state["description"]), ckpt_path, state["trainer"]["epoch"])

@@ -133,7 +133,7 @@ def _from_package(path: str | Path, device: torch.device | str) -> InferenceMode
             f"{weights} does not fit model '{spec['name']}' (missing {list(missing)[:3]}, unexpected "
             f"{list(unexpected)[:3]}); the package's files do not belong together"
         )
-    model.to(device, memory_format=torch.channels_last).eval()  # NHWC: faster convolutions, as in training
+    model.to(device, memory_format=torch.channels_last).eval()  # NHWC, training's default layout
     info = {"model_name": spec["name"], "model_args": spec["args"], **meta.get("source", {}),
             "config": meta.get("training_config")}
     return InferenceModel(
