@@ -12,10 +12,10 @@ Deliberate departures from the authors' code (see ``design/seed-methods.md`` B5)
   by default), so by default the range comes from the data (the target's per-image min/max), see ``SSIMLoss``.
 - RMI: the default is the sigmoid form the DS2F code trains with (0.5 BCE + 0.5 RMI on sigmoid probabilities;
   ``activation`` "softmax" / "softmax_sigmoid" are the options); the pixel term is a plain mean over valid pixels
-  (the reference: sum / (N + 1)). The reference implementation (ZJULearning/RMI) casts to CPU ``double`` inside the loss. Here everything
-  stays on the input's device, in float32 by default; the log-determinant is computed from a QR factorisation of
-  the regularised data matrix instead of forming and inverting covariance matrices, which keeps float32 accurate
-  (see ``RMILoss``).
+  (the reference: sum / (N + 1)). The reference implementation (ZJULearning/RMI) casts to CPU ``double`` inside
+  the loss. Here everything stays on the input's device, in float32 by default; the log-determinant is computed
+  from a QR factorisation of the regularised data matrix instead of forming and inverting covariance matrices,
+  which keeps float32 accurate (see ``RMILoss``).
 """
 
 from __future__ import annotations
