@@ -3,7 +3,9 @@
 Two sources of the HR target (``data.sr.mode``):
 
 * ``downsample``: the original image is the HR target and the model input is the original downsampled by ``scale``
-  (area averaging) - DRFL's self-supervised setting and DS2F's low-resolution input.
+  (``interpolation``: ``area`` averaging by default; ``bicubic`` as the DS2F code's cv2.INTER_CUBIC resize, or
+  ``bilinear``; see ``downsample``) - DRFL's self-supervised setting and DS2F's low-resolution input. Evaluation
+  and prediction make the input the same way (``input_mode`` of the predictor).
 * ``teacher``: the model input is the original image and the HR target is a teacher SR model's ``scale``x output
   (``dualseg make-sr-targets``), DRFL's distillation. The targets live in ``targets_dir/<stem>.npy`` in the same
   normalised intensity space as the input (recorded in ``targets_dir/targets.json`` and checked).
@@ -28,6 +30,21 @@ import torch.nn.functional as F
 from dualseg.errors import DualsegError
 
 TARGETS_META = "targets.json"
+INTERPOLATIONS = ("area", "bicubic", "bilinear")
+
+
+def downsample(x: torch.Tensor, scale: int, mode: str = "area") -> torch.Tensor:
+    """``(N, C, H, W)`` downsampled by the integer ``scale`` to ``(H // scale, W // scale)``: ``area`` = the mean
+    of each ``scale x scale`` block (adaptive blocks when H or W is not a multiple); ``bicubic`` (a = -0.75, as
+    cv2.INTER_CUBIC) and ``bilinear`` sample at the block centres (``align_corners=False``, no antialiasing, as
+    cv2.resize), with the exact ratio ``scale`` in the coordinate mapping."""
+    if mode not in INTERPOLATIONS:
+        raise DualsegError(f"unknown LR interpolation {mode!r}; choose one of {', '.join(INTERPOLATIONS)}")
+    size = (x.shape[-2] // scale, x.shape[-1] // scale)
+    if mode == "area":
+        return F.interpolate(x, size=size, mode="area")
+    y = F.interpolate(x, scale_factor=1 / scale, mode=mode, align_corners=False, recompute_scale_factor=False)
+    return y[..., : size[0], : size[1]]
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,7 @@ class SRSpec:
     mask_at: str = "input"  # "input" or "hr"
     targets_dir: Path | None = None
     normalize: str = "zscore"
+    interpolation: str = "area"  # how the LR input is made from the HR image (see ``downsample``)
 
     def check_targets(self) -> None:
         if self.mode != "teacher":
@@ -80,12 +98,14 @@ def to_hr_stack(spec: SRSpec, data: dict[str, torch.Tensor], target: np.ndarray 
 
 
 def from_hr_stack(spec: SRSpec, item: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Derive the low-resolution input (area) and, for ``mask_at: input``, the input-size masks (nearest)."""
+    """Derive the low-resolution input (``spec.interpolation``; teacher mode: area, which undoes the nearest
+    repeat) and, for ``mask_at: input``, the input-size masks (nearest)."""
     s = spec.scale
     h, w = item["image"].shape[-2:]
     if h % s or w % s:
         raise DualsegError(f"SR pairs need an HR size divisible by the scale {s}, got {h}x{w}; set data.patch_size")
-    item["image"] = F.avg_pool2d(item["image"][None], s)[0]
+    mode = spec.interpolation if spec.mode == "downsample" else "area"
+    item["image"] = downsample(item["image"][None], s, mode)[0]
     if spec.mask_at == "input":
         for key in ("mask", "fov"):
             if key in item:

@@ -60,6 +60,7 @@ class SRConfig:
     mode: Literal["none", "downsample", "teacher"] = "none"
     scale: int = 2
     mask_at: Literal["input", "hr"] = "input"  # label resolution: the input's (DRFL) or the HR target's (DS2F)
+    interpolation: Literal["area", "bicubic", "bilinear"] = "area"  # downsample mode: how the LR input is made
     targets_dir: str | None = None  # teacher mode: made by 'dualseg make-sr-targets'
 
 

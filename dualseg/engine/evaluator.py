@@ -41,6 +41,7 @@ def evaluate_dataset(
     progress: bool = False,
     amp_dtype: torch.dtype | None = None,
     *,
+    input_mode: str = "area",
     extended: bool = False,
     threshold: float | None = None,
     sr: SRSpec | None = None,
@@ -70,8 +71,8 @@ def evaluate_dataset(
     counts, names, cases = [], [], []
     per_image_extra: dict[str, list] = {}
     quality: list[dict[str, float]] = []
-    for case in _predict_cases(model, dataset, eval_cfg, conv, device, resize, input_scale, amp_dtype, progress,
-                               keep_sr=extended and eval_cfg.sr_metrics, sr=sr):
+    for case in _predict_cases(model, dataset, eval_cfg, conv, device, resize, (input_scale, input_mode), amp_dtype,
+                               progress, keep_sr=extended and eval_cfg.sr_metrics, sr=sr):
         pred = _labels(case["logits"], threshold)[0].cpu()
         mask, valid = case["mask"], case["valid"]
         counts.append(confusion_counts(pred, mask, num_labels, valid))
@@ -161,8 +162,10 @@ class _KeepOutputs(nn.Module):
         return self.outputs
 
 
-def _predict_cases(model, dataset, eval_cfg, conv, device, resize, input_scale, amp_dtype, progress, keep_sr, sr):
-    """Yield ``{name, logits (1, C, H, W) float32 at full size, mask, valid[, quality]}`` per image, in order."""
+def _predict_cases(model, dataset, eval_cfg, conv, device, resize, scaling, amp_dtype, progress, keep_sr, sr):
+    """Yield ``{name, logits (1, C, H, W) float32 at full size, mask, valid[, quality]}`` per image, in order.
+    ``scaling``: ``(input_scale, input_mode)`` of the predictor."""
+    input_scale, input_mode = scaling
     resize_mode = eval_cfg.resize_back
     if resize_mode == "auto":
         resize_mode = "nearest" if conv.unit == "volume" else "bilinear"
@@ -176,7 +179,7 @@ def _predict_cases(model, dataset, eval_cfg, conv, device, resize, input_scale, 
             with autocast(device, amp_dtype):
                 logits = predict_logits(keeper or model, item["image"][None].to(device), roi_size=eval_cfg.roi_size,
                                         overlap=eval_cfg.overlap, resize=resize, input_scale=input_scale,
-                                        resize_mode=resize_mode)
+                                        input_mode=input_mode, resize_mode=resize_mode)
             case = {"name": item["name"], "logits": logits.float(), "mask": item["mask"],
                     "valid": item.get("fov") if eval_cfg.use_fov else None}
             if keeper is not None and "sr" in keeper.outputs:
@@ -266,6 +269,7 @@ def tune_threshold(
     amp_dtype: torch.dtype | None = None,
     candidates: Sequence[float] = THRESHOLD_CANDIDATES,
     progress: bool = False,
+    input_mode: str = "area",
 ) -> tuple[float, dict[float, float | None]]:
     """The candidate probability threshold with the best foreground-mean Dice on ``dataset`` (binary tasks).
 
@@ -279,8 +283,8 @@ def tune_threshold(
     thresholds = torch.tensor([float(t) for t in candidates], dtype=torch.float32)
     per_threshold: list[list[torch.Tensor]] = [[] for _ in candidates]
     names = []
-    for case in _predict_cases(model, dataset, eval_cfg, conv, device, resize, input_scale, amp_dtype, progress,
-                               keep_sr=False, sr=None):
+    for case in _predict_cases(model, dataset, eval_cfg, conv, device, resize, (input_scale, input_mode), amp_dtype,
+                               progress, keep_sr=False, sr=None):
         prob = logits_to_probs(case["logits"])[0, 1].cpu()
         positive = case["mask"] == 1
         if case["valid"] is not None:
@@ -326,7 +330,7 @@ def evaluate_run(
     ``eval`` config. ``select_on`` is the split thresholds are chosen on, default the run's ``train.select_on``
     (``val``); ``test`` exists only to reproduce papers that did so, prints a warning and is recorded.
     """
-    from dualseg.data.build import input_scale, make_dataset, prepare_data, sr_spec
+    from dualseg.data.build import input_mode, input_scale, make_dataset, prepare_data, sr_spec
     from dualseg.engine.seed import resolve_device
     from dualseg.inference.loading import load_trained
 
@@ -367,9 +371,9 @@ def evaluate_run(
         chosen = make_dataset(cfg, bundle, selection, train=False)
         cfg.eval.threshold, threshold_scores = tune_threshold(
             model, chosen, cfg.eval, device, resize=cfg.data.resize, input_scale=input_scale(cfg),
-            amp_dtype=amp_dtype, progress=progress)
+            amp_dtype=amp_dtype, progress=progress, input_mode=input_mode(cfg))
     summary = evaluate_dataset(model, dataset, cfg.eval, device, resize=cfg.data.resize,
-                               input_scale=input_scale(cfg), progress=progress,
+                               input_scale=input_scale(cfg), progress=progress, input_mode=input_mode(cfg),
                                amp_dtype=amp_dtype, extended=True, sr=sr_spec(cfg))
     summary.update(
         split=split,

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import dualseg
-from dualseg.data.build import DataBundle, input_scale, make_dataset, prepare_data, split_meta
+from dualseg.data.build import DataBundle, input_mode, input_scale, make_dataset, prepare_data, split_meta
 from dualseg.data.descriptions import description_to_dict
 from dualseg.data.splits import save_split
 from dualseg.engine import distributed
@@ -395,7 +395,8 @@ class Trainer:
             return {}
         summary = distributed.evaluate_sharded(evaluate_dataset, self.model, self.eval_set, self.dist,
                                                eval_cfg=cfg.eval, device=self.device, resize=cfg.data.resize,
-                                               input_scale=input_scale(cfg), amp_dtype=self.amp_dtype)
+                                               input_scale=input_scale(cfg), input_mode=input_mode(cfg),
+                                               amp_dtype=self.amp_dtype)
         out = {f"{self.eval_split}_{k}": round(v, 6) for k, v in summary["mean"].items() if v is not None}
         for name, values in summary["per_class"].items():
             if values["dice"]["mean"] is not None:

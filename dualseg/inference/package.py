@@ -38,6 +38,7 @@ class InferenceModel:
     normalize: str = "zscore"
     resize: list[int] | None = None
     input_scale: float = 1.0
+    input_mode: str = "area"  # how the input is downsampled when input_scale < 1 (data.sr.interpolation)
     roi_size: list[int] | None = None
     overlap: float = 0.5
     precision: str = "auto"
@@ -66,6 +67,7 @@ class InferenceModel:
                 "normalize": self.normalize,
                 "resize": self.resize,
                 "input_scale": self.input_scale,
+                "input_mode": self.input_mode,
             },
             "prediction": {"roi_size": self.roi_size, "overlap": self.overlap, "precision": self.precision},
             "source": {k: self.info[k] for k in ("checkpoint", "epoch") if k in self.info},
@@ -82,7 +84,7 @@ def is_package(path: str | Path) -> bool:
 
 
 def _from_run(path: str | Path, which: str, device: torch.device | str) -> InferenceModel:
-    from dualseg.data.build import input_scale
+    from dualseg.data.build import input_mode, input_scale
     from dualseg.inference.loading import load_trained
 
     trained = load_trained(path, which, device)
@@ -96,7 +98,7 @@ def _from_run(path: str | Path, which: str, device: torch.device | str) -> Infer
     }
     return InferenceModel(
         trained.model, trained.description, normalize=cfg.data.normalize, resize=cfg.data.resize,
-        input_scale=input_scale(cfg), roi_size=cfg.eval.roi_size, overlap=cfg.eval.overlap,
+        input_scale=input_scale(cfg), input_mode=input_mode(cfg), roi_size=cfg.eval.roi_size, overlap=cfg.eval.overlap,
         precision=cfg.train.precision, source=str(trained.checkpoint), info=info,
     )
 
@@ -138,7 +140,8 @@ def _from_package(path: str | Path, device: torch.device | str) -> InferenceMode
             "config": meta.get("training_config")}
     return InferenceModel(
         model, description, normalize=inputs["normalize"], resize=inputs.get("resize"),
-        input_scale=float(inputs.get("input_scale", 1.0)), roi_size=pred.get("roi_size"),
+        input_scale=float(inputs.get("input_scale", 1.0)), input_mode=inputs.get("input_mode", "area"),
+        roi_size=pred.get("roi_size"),
         overlap=float(pred.get("overlap", 0.5)), precision=pred.get("precision", "auto"), source=str(folder),
         info=info,
     )

@@ -80,6 +80,7 @@ class _Runner:
         overlap = loaded.overlap if options.overlap is None else options.overlap
         # Windows run on the model's device; the full-size output is stitched in CPU memory.
         self.kwargs = dict(roi_size=roi, overlap=overlap, resize=loaded.resize, input_scale=loaded.input_scale,
+                           input_mode=loaded.input_mode,
                            sw_batch_size=options.sw_batch_size, sw_device=device, device=torch.device("cpu"),
                            with_sr=options.sr)
 

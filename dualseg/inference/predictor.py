@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dualseg.data.sr_pairs import downsample
 from dualseg.errors import DualsegError
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))  # identity, horizontal, vertical, both
@@ -48,6 +49,7 @@ def predict_outputs(
     overlap: float = 0.5,
     resize: Sequence[int] | None = None,
     input_scale: float = 1.0,
+    input_mode: str = "area",
     sw_batch_size: int = 4,
     sw_device: torch.device | str | None = None,
     device: torch.device | str | None = None,
@@ -59,7 +61,9 @@ def predict_outputs(
 
     ``resize``: the model was trained on images resized to (H, W); the input is resized the same way and the
     logits are resized back (bilinear). ``input_scale``: the model takes inputs scaled by this factor (0.5 for
-    super-resolution methods trained on downsampled inputs, area interpolation); logits go back to full size.
+    super-resolution methods trained on downsampled inputs) and is made with ``input_mode`` (``area``, ``bicubic``
+    or ``bilinear``: ``data.sr.interpolation``, see ``dualseg.data.sr_pairs.downsample``); logits go back to full
+    size.
     ``roi_size``: sliding-window inference with Gaussian blending (MONAI's ``sliding_window_inference``;
     ``overlap`` between windows, ``sw_batch_size`` windows per forward pass, run on ``sw_device`` and stitched on
     ``device``, e.g. windows on the GPU and the full-size output in CPU memory); otherwise one whole-image pass,
@@ -71,8 +75,10 @@ def predict_outputs(
         raise DualsegError(f"resize_mode must be 'bilinear' or 'nearest', got {resize_mode!r}")
     size = image.shape[-2:]
     x = F.interpolate(image, size=tuple(resize), mode="bilinear", align_corners=False) if resize else image
-    if input_scale != 1.0:
-        x = F.interpolate(x, scale_factor=input_scale, mode="area" if input_scale < 1 else "bilinear")
+    if input_scale < 1.0:
+        x = downsample(x, round(1 / input_scale), input_mode)
+    elif input_scale != 1.0:
+        x = F.interpolate(x, scale_factor=input_scale, mode="bilinear")
     divisor = getattr(model, "size_divisor", 1)
     x, unpadded = _pad_to(x, divisor)
     if roi_size is not None:
@@ -116,11 +122,12 @@ def predict_logits(
     overlap: float = 0.5,
     resize: Sequence[int] | None = None,
     input_scale: float = 1.0,
+    input_mode: str = "area",
     resize_mode: str = "bilinear",
 ) -> Tensor:
     """Segmentation logits ``(N, C, H, W)`` at the input's own size (see :func:`predict_outputs`)."""
     return predict_outputs(model, image, roi_size=roi_size, overlap=overlap, resize=resize,
-                           input_scale=input_scale, resize_mode=resize_mode)["seg"]
+                           input_scale=input_scale, input_mode=input_mode, resize_mode=resize_mode)["seg"]
 
 
 @torch.no_grad()

@@ -10,10 +10,12 @@ Deliberate departures from the authors' code (see ``design/seed-methods.md`` B5)
 
 - SSIM: the authors use ``data_range=1`` on images normalised to [-1, 1]. dualseg normalises per image (z-score
   by default), so by default the range comes from the data (the target's per-image min/max), see ``SSIMLoss``.
-- RMI: the reference implementation (ZJULearning/RMI) casts to CPU ``double`` inside the loss. Here everything
-  stays on the input's device, in float32 by default; the log-determinant is computed from a QR factorisation of
-  the regularised data matrix instead of forming and inverting covariance matrices, which keeps float32 accurate
-  (see ``RMILoss``).
+- RMI: the default is the sigmoid form the DS2F code trains with (0.5 BCE + 0.5 RMI on sigmoid probabilities;
+  ``activation`` "softmax" / "softmax_sigmoid" are the options); the pixel term is a plain mean over valid pixels
+  (the reference: sum / (N + 1)). The reference implementation (ZJULearning/RMI) casts to CPU ``double`` inside
+  the loss. Here everything stays on the input's device, in float32 by default; the log-determinant is computed
+  from a QR factorisation of the regularised data matrix instead of forming and inverting covariance matrices,
+  which keeps float32 accurate (see ``RMILoss``).
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ class SSIMLoss(nn.Module):
 
 # ----------------------------------------------------------------------------------------------------------- RMI
 
+RMI_ACTIVATIONS = ("sigmoid", "softmax", "softmax_sigmoid")
 _DTYPES = {"float32": torch.float32, "float": torch.float32, "float64": torch.float64, "double": torch.float64}
 
 
@@ -154,23 +157,30 @@ class RMILoss(nn.Module):
     Segmentation", NeurIPS 2019; reference code ZJULearning/RMI), DS2F's best proxy loss for the fused
     segmentation (Table II).
 
-    ``bce_weight * pixel term + rmi_weight * RMI term`` with
+    ``bce_weight * pixel term + rmi_weight * RMI term`` (the segmentation proxy of DS2F's task-interaction loss,
+    Eq. 17) with ``activation`` choosing both terms:
 
-    - pixel term: softmax cross entropy (``activation="softmax"``, the reference's softmax variant), or BCE with
-      logits of every channel against the one-hot target, summed over channels (``activation="sigmoid"``, the
-      reference's default variant and the DS2F code's choice); both averaged over valid pixels.
-    - RMI term: probabilities ``P`` (softmax, or sigmoid per channel) and the one-hot target ``Y`` (for
-      ``C == 1``: the sigmoid foreground probability and the 0/1 mask) are downsampled by ``pool`` ("avg" or
-      "max") pooling with kernel = stride = ``pool_stride``, padding ``pool_stride // 2`` (1 keeps the full
-      resolution). Every ``radius x radius`` neighbourhood gives vectors ``y, p`` of dimension
-      ``d = radius^2``; with the unnormalised covariance matrices of the centred vectors, the loss is the
-      negative lower bound of the mutual information up to constants,
-      ``0.5 log det(Sigma_y - Sigma_yp (Sigma_p + eps I)^-1 Sigma_yp^T + eps I)``, averaged over images,
-      divided by ``d`` and summed over channels (``class_reduction="sum"``, as the reference; "mean" averages).
+    - ``"sigmoid"`` (default; the reference's default ``forward_sigmoid`` and what the DS2F code trains with,
+      0.5 / 0.5): pixel term = BCE with logits of every channel against the one-hot target, summed over channels;
+      RMI on the per-channel sigmoid probabilities.
+    - ``"softmax"``: pixel term = softmax cross entropy; RMI on the softmax probabilities. For 2 classes the
+      softmax channels are complements (``p_0 = 1 - p_1``, ``y_0 = 1 - y_1``), so the two per-class RMI terms are
+      equal: the sum is twice the foreground's RMI, all acting on the one logit difference ``z_1 - z_0`` (in the
+      sigmoid form each channel's term acts on its own logit).
+    - ``"softmax_sigmoid"``: the reference's other variant (``forward_softmax_sigmoid``): softmax cross entropy,
+      RMI on the sigmoid probabilities.
 
-    ``activation`` defaults to sigmoid for ``C == 1`` and softmax for ``C >= 2``; "sigmoid" with ``C >= 2`` is
-    the reference's sigmoid-on-one-hot variant. The constant offset of 1e-6 that the reference adds to the
-    probabilities is dropped: the covariances are centred, so it changes nothing.
+    Both terms average over valid pixels; the reference divides the BCE sum by ``valid pixels + 1`` (a
+    ``N / (N + 1)`` factor on the pixel term, kept out here: ``bce_weight = 0.5 N / (N + 1)`` reproduces it).
+    RMI term: probabilities ``P`` and the one-hot target ``Y`` (for ``C == 1``: the sigmoid foreground
+    probability and the 0/1 mask) are downsampled by ``pool`` ("avg" or "max") pooling with kernel = stride =
+    ``pool_stride``, padding ``pool_stride // 2`` (1 keeps the full resolution). Every ``radius x radius``
+    neighbourhood gives vectors ``y, p`` of dimension ``d = radius^2``; with the unnormalised covariance matrices
+    of the centred vectors, the loss is the negative lower bound of the mutual information up to constants,
+    ``0.5 log det(Sigma_y - Sigma_yp (Sigma_p + eps I)^-1 Sigma_yp^T + eps I)``, averaged over images, divided by
+    ``d`` and summed over channels (``class_reduction="sum"``, as the reference; "mean" averages). The constant
+    offset of 1e-6 that the reference adds to (or clamps) the probabilities is dropped: the covariances are
+    centred, so it changes nothing.
 
     Device and precision: everything runs on the logits' device (no ``.cpu()``, no numpy), in ``dtype``
     (float32 by default; "float64" for double precision on the same device); the result is float32. The
@@ -195,7 +205,7 @@ class RMILoss(nn.Module):
         bce_weight: float = 0.5,
         rmi_weight: float = 0.5,
         eps: float = 5e-4,
-        activation: str | None = None,
+        activation: str = "sigmoid",
         dtype: torch.dtype | str = torch.float32,
         class_reduction: str = "sum",
     ) -> None:
@@ -212,8 +222,10 @@ class RMILoss(nn.Module):
         if self.bce_weight == 0 and self.rmi_weight == 0:
             raise DualsegError("loss 'rmi': bce_weight and rmi_weight are both 0")
         self.eps = _positive("rmi", "eps", eps)
-        if activation not in (None, "sigmoid", "softmax"):
-            raise DualsegError(f"loss 'rmi': activation must be 'sigmoid', 'softmax' or null, got {activation!r}")
+        if activation not in RMI_ACTIVATIONS:
+            raise DualsegError(
+                f"loss 'rmi': activation must be one of {', '.join(RMI_ACTIVATIONS)}, got {activation!r}"
+            )
         self.activation = activation
         if isinstance(dtype, str):
             if dtype not in _DTYPES:
@@ -229,12 +241,12 @@ class RMILoss(nn.Module):
     def forward(self, logits: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
         target, v = prepare_seg_inputs("rmi", logits, target, valid)
         num_classes = logits.shape[1]
-        activation = self.activation or ("sigmoid" if num_classes == 1 else "softmax")
+        activation = self.activation
         if num_classes == 1:
-            if activation == "softmax":
+            if activation != "sigmoid":
                 raise DualsegError(
-                    "loss 'rmi': activation 'softmax' needs >= 2 output channels but the output has 1 (a single "
-                    "sigmoid logit); use activation 'sigmoid' or leave it unset"
+                    f"loss 'rmi': activation {activation!r} needs >= 2 output channels but the output has 1 (a "
+                    "single sigmoid logit); use activation 'sigmoid'"
                 )
             check_labels("rmi", target, 2, hint="; a single-logit output expects 0/1 masks")
             onehot = target.unsqueeze(1)
@@ -245,7 +257,7 @@ class RMILoss(nn.Module):
         total = logits.new_zeros((), dtype=torch.float32)
         if self.bce_weight > 0:
             z = logits.float()
-            if activation == "softmax":
+            if activation != "sigmoid":
                 pixel = F.cross_entropy(z, target, reduction="none")
             else:
                 pixel = F.binary_cross_entropy_with_logits(z, onehot.float(), reduction="none").sum(dim=1)

@@ -109,6 +109,9 @@ class DS2F(SegmentationModel):
             MS-Conv components that are on, subset of ("conv1x1", "dilated", "pool"); msconv_disabled:
             ``"substitute"`` (Table VI's protocol) or ``"identity"`` for the ones that are off (see ``MSConv``).
         sr_head_channels: the two hidden widths of the ESPCN head (64, 32).
+        msconv_pool_norm: MS-Conv's batch norm also over the image-pooling group (released code; see ``MSConv``).
+        align_corners: of the bilinear upsampling of the heads (and of the U-Net decoder); True as the released
+            code, False (default) as ordinary image resizing.
 
     Wrapping your own backbone: subclass ``DS2FBackbone`` (or duck-type it) and pass an instance::
 
@@ -146,10 +149,12 @@ class DS2F(SegmentationModel):
 
     Further choices: the MSCG output is the code's ``Conv1x1(a * F) + F`` (the paper's Eq. 13-14 write
     ``GELU(Conv1x1(a * F))`` without the residual); inputs are concatenated (F_seg, F_sr) as Eq. 8 (code: SR first);
-    bilinear upsampling uses ``align_corners=False`` (code: True), which matches HR/LR pairs made by ordinary image
-    resizing; the SR head keeps PyTorch's default initialisation (as the code), the rest is Kaiming (as the other
-    dualseg models). DeepLabV3+: the released code discards the fused segmentation feature (it recomputes
-    ``proxy_seg`` from the unfused one); here ``proxy_seg`` comes from the fused feature.
+    bilinear upsampling uses ``align_corners=False`` (code: True; ``align_corners=True`` reproduces it), which
+    matches HR/LR pairs made by ordinary image resizing; MS-Conv's batch norm leaves the image-pooling group out
+    (code: over all groups; ``msconv_pool_norm=True`` reproduces it, see ``MSConv``); the SR head keeps PyTorch's
+    default initialisation (as the code), the rest is Kaiming (as the other dualseg models). DeepLabV3+: the
+    released code discards the fused segmentation feature (it recomputes ``proxy_seg`` from the unfused one); here
+    ``proxy_seg`` comes from the fused feature.
     """
 
     def __init__(
@@ -168,6 +173,8 @@ class DS2F(SegmentationModel):
         msconv_branches: Sequence[str] = MSCONV_BRANCHES,
         msconv_disabled: str = "substitute",
         sr_head_channels: Sequence[int] = (64, 32),
+        msconv_pool_norm: bool = False,
+        align_corners: bool = False,
     ) -> None:
         super().__init__(in_channels, num_classes)
         self._build(
@@ -183,6 +190,8 @@ class DS2F(SegmentationModel):
             msconv_branches=msconv_branches,
             msconv_disabled=msconv_disabled,
             sr_head_channels=sr_head_channels,
+            msconv_pool_norm=msconv_pool_norm,
+            align_corners=align_corners,
         )
 
     def _build(
@@ -199,6 +208,8 @@ class DS2F(SegmentationModel):
         msconv_branches: Sequence[str],
         msconv_disabled: str,
         sr_head_channels: Sequence[int],
+        msconv_pool_norm: bool,
+        align_corners: bool,
     ) -> None:
         """Build the streams, heads and SFEM around ``backbone`` (after ``SegmentationModel.__init__``)."""
         name = type(self).__name__
@@ -226,6 +237,7 @@ class DS2F(SegmentationModel):
         _choice("context", context, CONTEXTS)
 
         self.upscale = upscale
+        self.align_corners = bool(align_corners)
         self.sr_stream = sr_stream
         self.sfem_name = sfem
         self.size_divisor = int(getattr(backbone, "size_divisor", 1))
@@ -255,6 +267,7 @@ class DS2F(SegmentationModel):
                 msconv_groups=msconv_groups,
                 msconv_branches=msconv_branches,
                 msconv_disabled=msconv_disabled,
+                msconv_pool_norm=msconv_pool_norm,
             )
         elif sfem == "maf":
             self.sfem = MAF(ch, ch, hidden=hidden)
@@ -267,15 +280,15 @@ class DS2F(SegmentationModel):
         """Seg head (Eq. 4): 1x1 conv, bilinear to the LR size if needed, then bilinear x upscale to the HR size."""
         y = self.seg_head(f)
         if tuple(y.shape[-2:]) != lr_size:
-            y = F.interpolate(y, size=lr_size, mode="bilinear", align_corners=False)
+            y = F.interpolate(y, size=lr_size, mode="bilinear", align_corners=self.align_corners)
         hr = (lr_size[0] * self.upscale, lr_size[1] * self.upscale)
-        return F.interpolate(y, size=hr, mode="bilinear", align_corners=False)
+        return F.interpolate(y, size=hr, mode="bilinear", align_corners=self.align_corners)
 
     def _sr_image(self, f: torch.Tensor, lr_size: tuple[int, int]) -> torch.Tensor:
         """SR head (Eq. 5): bilinear to the LR size if needed, then the ESPCN head -> (N, in_channels, rH, rW)."""
         assert self.sr_head is not None
         if tuple(f.shape[-2:]) != lr_size:
-            f = F.interpolate(f, size=lr_size, mode="bilinear", align_corners=False)
+            f = F.interpolate(f, size=lr_size, mode="bilinear", align_corners=self.align_corners)
         return self.sr_head(f)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -319,7 +332,7 @@ class UNetDecoder(nn.Module):
     + ReLU before the skip concatenation (the DS2F code's ``Upsample``); ``"transpose"`` / ``"bilinear"``: the
     ``unet`` baseline's up-convolutions."""
 
-    def __init__(self, channels: Sequence[int], norm: str | None, up_mode: str) -> None:
+    def __init__(self, channels: Sequence[int], norm: str | None, up_mode: str, align_corners: bool = False) -> None:
         super().__init__()
         chans = tuple(channels)
         stages = []
@@ -327,7 +340,8 @@ class UNetDecoder(nn.Module):
             mode = "bilinear" if up_mode == "bilinear_1x1" else up_mode
             stage = UNetUpStage(chans[i + 1], chans[i], chans[i], mode, norm)
             if up_mode == "bilinear_1x1":
-                stage.up = UpConv(chans[i + 1], chans[i], mode="bilinear", kernel_size=1, norm=norm, act="relu")
+                stage.up = UpConv(chans[i + 1], chans[i], mode="bilinear", kernel_size=1, norm=norm, act="relu",
+                                  align_corners=align_corners)
             stages.append(stage)
         self.stages = nn.ModuleList(stages)
         init_weights(self)
@@ -343,9 +357,12 @@ class UNetBackbone(DS2FBackbone):
     """U-Net encoder (``UNetEncoder`` of the baselines: DoubleConv per level, 3x3 convs + norm + ReLU) with the DS2F
     code's 3x3 stride-2 padding-1 max-pools; decoders are ``UNetDecoder``."""
 
-    def __init__(self, in_channels: int, channels: Sequence[int], norm: str | None, up_mode: str) -> None:
+    def __init__(
+        self, in_channels: int, channels: Sequence[int], norm: str | None, up_mode: str, align_corners: bool = False
+    ) -> None:
         super().__init__()
         self.channels = check_channels("ds2f_unet", channels)
+        self.align_corners = bool(align_corners)
         self.norm = norm
         self.up_mode = _choice("up_mode", up_mode, UNET_UP_MODES)
         self.encoder = UNetEncoder(in_channels, self.channels, norm=norm)
@@ -359,7 +376,7 @@ class UNetBackbone(DS2FBackbone):
         return self.encoder(x)
 
     def make_decoder(self) -> nn.Module:
-        return UNetDecoder(self.channels, self.norm, self.up_mode)
+        return UNetDecoder(self.channels, self.norm, self.up_mode, self.align_corners)
 
 
 @MODELS.register("ds2f_unet")
@@ -395,10 +412,12 @@ class DS2FUNet(DS2F):
         msconv_branches: Sequence[str] = MSCONV_BRANCHES,
         msconv_disabled: str = "substitute",
         sr_head_channels: Sequence[int] = (64, 32),
+        msconv_pool_norm: bool = False,
+        align_corners: bool = False,
     ) -> None:
         SegmentationModel.__init__(self, in_channels, num_classes)  # validate before building the backbone
         self._build(
-            UNetBackbone(in_channels, channels, norm, up_mode),
+            UNetBackbone(in_channels, channels, norm, up_mode, align_corners),
             upscale=upscale,
             sr_stream=sr_stream,
             sfem=sfem,
@@ -410,6 +429,8 @@ class DS2FUNet(DS2F):
             msconv_branches=msconv_branches,
             msconv_disabled=msconv_disabled,
             sr_head_channels=sr_head_channels,
+            msconv_pool_norm=msconv_pool_norm,
+            align_corners=align_corners,
         )
 
 
@@ -479,7 +500,8 @@ class DS2FDeepLabV3Plus(DS2F):
     The seg logits are bilinearly brought to the LR size, then x ``upscale``; the SR features are bilinearly brought
     to the LR size before the ESPCN head; the SFEM works at stride 4. Fixes the released code's bug:
     ``proxy_seg`` is computed from the FUSED segmentation feature. Training needs batch >= 2 (the ASPP's
-    image-pooling branch normalises one value per channel).
+    image-pooling branch normalises one value per channel). ``align_corners`` applies to the heads' upsampling (the
+    decoder's own upsampling is the baseline's).
     """
 
     def __init__(
@@ -504,6 +526,8 @@ class DS2FDeepLabV3Plus(DS2F):
         msconv_branches: Sequence[str] = MSCONV_BRANCHES,
         msconv_disabled: str = "substitute",
         sr_head_channels: Sequence[int] = (64, 32),
+        msconv_pool_norm: bool = False,
+        align_corners: bool = False,
     ) -> None:
         SegmentationModel.__init__(self, in_channels, num_classes)  # validate before building the backbone
         backbone = DeepLabBackbone(
@@ -530,4 +554,6 @@ class DS2FDeepLabV3Plus(DS2F):
             msconv_branches=msconv_branches,
             msconv_disabled=msconv_disabled,
             sr_head_channels=sr_head_channels,
+            msconv_pool_norm=msconv_pool_norm,
+            align_corners=align_corners,
         )

@@ -104,7 +104,7 @@ def predict_cases(
     trained: TrainedModel, run_dir: str | Path, split: str, names: Sequence[str], data_root: str | None = None
 ) -> list[CasePrediction]:
     """Predict the named images of a run's split with its loaded checkpoint, as :func:`evaluate_run` does."""
-    from dualseg.data.build import input_scale, make_dataset, prepare_data
+    from dualseg.data.build import input_mode, input_scale, make_dataset, prepare_data
     from dualseg.data.io import read_image
     from dualseg.engine.precision import autocast, resolve_precision
     from dualseg.inference.predictor import predict_logits
@@ -128,7 +128,8 @@ def predict_cases(
         item = dataset[index[name]]
         with autocast(dev, amp_dtype):
             logits = predict_logits(trained.model, item["image"][None].to(dev), roi_size=cfg.eval.roi_size,
-                                    overlap=cfg.eval.overlap, resize=cfg.data.resize, input_scale=input_scale(cfg))
+                                    overlap=cfg.eval.overlap, resize=cfg.data.resize, input_scale=input_scale(cfg),
+                                    input_mode=input_mode(cfg))
         labels = logits_to_labels(logits.float())[0].cpu().numpy()
         valid = item["fov"].numpy() if cfg.eval.use_fov and "fov" in item else None
         image = read_image(dataset.samples[index[name]].image)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.dataset import load_image
-from dualseg.data.sr_pairs import TARGETS_META
+from dualseg.data.sr_pairs import TARGETS_META, downsample
 from dualseg.engine.config import load_config
 from dualseg.errors import DualsegError
 from dualseg.losses import build_loss
@@ -35,6 +35,34 @@ def test_downsample_pairs(data_root, mask_at, mask_size):
     if mask_at == "input":  # the input-size mask is the HR mask sampled at the centre of each 2x2 cell
         full = _dataset(data_root, "data.sr.mode=downsample", "data.sr.mask_at=hr")[2]
         assert torch.equal(item["mask"], full["mask"][1::2, 1::2])
+
+
+def test_downsample_interpolations():
+    """area = 2x2 block means; bicubic / bilinear = cv2-style samples at the block centres (hand-computed)."""
+    x = torch.arange(16.0).view(1, 1, 4, 4)  # rows 0-3, value 4 * row + col: a linear ramp
+    assert torch.equal(downsample(x, 2, "area"), F.avg_pool2d(x, 2))
+    # a linear ramp sampled at the centre of each 2x2 block (half-pixel positions 0.5, 2.5) = the block means
+    assert torch.allclose(downsample(x, 2, "bilinear"), F.avg_pool2d(x, 2))
+    # bicubic (a = -0.75) at 0.5 between pixels 0 and 1 uses taps -1..2 with weights (-3, 19, 19, -3) / 32: on
+    # a ramp with a replicated border, (-3 * 0 + 19 * 0 + 19 * 1 - 3 * 2) / 32 = 13 / 32 at the left edge
+    y = downsample(torch.tensor([[[[0.0, 1.0, 2.0, 3.0]]]]).expand(1, 1, 2, 4), 2, "bicubic")
+    assert y.shape == (1, 1, 1, 2)
+    assert y[0, 0, 0, 0].item() == pytest.approx(13 / 32)
+    odd = torch.randn(1, 3, 9, 7)
+    for mode in ("area", "bicubic", "bilinear"):
+        assert downsample(odd, 2, mode).shape == (1, 3, 4, 3)
+    with pytest.raises(DualsegError, match="choose one of area, bicubic, bilinear"):
+        downsample(x, 2, "lanczos")
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+def test_downsample_pairs_interpolation(data_root, mode):
+    item = _dataset(data_root, "data.sr.mode=downsample", "data.sr.mask_at=hr", f"data.sr.interpolation={mode}")[2]
+    expected = F.interpolate(item["hr_image"][None], scale_factor=0.5, mode=mode, align_corners=False)[0]
+    assert torch.allclose(item["image"], expected, atol=1e-6)
+    # at scale 2, bilinear samples every 2x2 block at its centre = the block mean; bicubic differs from it
+    area = torch.allclose(item["image"], F.avg_pool2d(item["hr_image"][None], 2)[0], atol=1e-5)
+    assert area == (mode == "bilinear")
 
 
 def test_teacher_pairs_stay_aligned(data_root, tmp_path):

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
         ("data.patch_size=[256]", "data.patch_size must be two positive integers"),
         ("model.args=3", "model.args: expected a mapping"),
         ("loss=[]", "loss must list at least one term"),
+        ("data.sr.interpolation=cubic", "data.sr.interpolation: 'cubic' is not one of area, bicubic, bilinear"),
     ],
 )
 def test_config_errors(override, message):

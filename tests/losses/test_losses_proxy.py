@@ -183,12 +183,14 @@ def perfect_logits(target: torch.Tensor, c: int) -> torch.Tensor:
     return 40.0 * (2 * onehot(target, c) - 1)
 
 
-@pytest.mark.parametrize(("c", "activation"), [(1, None), (3, None), (3, "sigmoid"), (2, "softmax")])
+@pytest.mark.parametrize(
+    ("c", "activation"), [(1, "sigmoid"), (3, "sigmoid"), (2, "sigmoid"), (2, "softmax"), (2, "softmax_sigmoid")]
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_rmi_term_matches_reference(c: int, activation: str | None, dtype: torch.dtype) -> None:
+def test_rmi_term_matches_reference(c: int, activation: str, dtype: torch.dtype) -> None:
     logits, target, _ = seg_inputs(seed=c, c=c)
     loss = RMILoss(bce_weight=0.0, rmi_weight=1.0, activation=activation, dtype=dtype)
-    sigmoid = c == 1 or activation == "sigmoid"
+    sigmoid = activation != "softmax"
     probs = torch.sigmoid(logits) if sigmoid else torch.softmax(logits, dim=1)
     expected = reference_rmi(onehot(target, c), probs).item()
     tol = 1e-6 if dtype == torch.float64 else 1e-4  # the result is float32
@@ -196,17 +198,33 @@ def test_rmi_term_matches_reference(c: int, activation: str | None, dtype: torch
 
 
 def test_rmi_pixel_terms() -> None:
+    """Default = the DS2F code's sigmoid form (0.5 BCE summed over channels + 0.5 RMI on sigmoids); the
+    softmax forms use CE; the RMI term of the softmax form is on softmax probabilities."""
     logits, target, _ = seg_inputs(seed=7)
-    ref = reference_rmi(onehot(target, 3), torch.softmax(logits, 1)).item()
-    expected = 0.5 * F.cross_entropy(logits, target).item() + 0.5 * ref
-    assert RMILoss()(logits, target).item() == pytest.approx(expected, rel=1e-4)
-    ref = reference_rmi(onehot(target, 3), torch.sigmoid(logits)).item()
+    sig_rmi = reference_rmi(onehot(target, 3), torch.sigmoid(logits)).item()
+    soft_rmi = reference_rmi(onehot(target, 3), torch.softmax(logits, 1)).item()
     bce = F.binary_cross_entropy_with_logits(logits, onehot(target, 3), reduction="none").sum(1).mean().item()
-    loss = RMILoss(activation="sigmoid", bce_weight=0.3, rmi_weight=2.0)
-    assert loss(logits, target).item() == pytest.approx(0.3 * bce + 2.0 * ref, rel=1e-4)
-    ref = reference_rmi(onehot(target, 3), torch.softmax(logits, 1)).item()
+    ce = F.cross_entropy(logits, target).item()
+    assert RMILoss()(logits, target).item() == pytest.approx(0.5 * bce + 0.5 * sig_rmi, rel=1e-4)
+    loss = RMILoss(bce_weight=0.3, rmi_weight=2.0)
+    assert loss(logits, target).item() == pytest.approx(0.3 * bce + 2.0 * sig_rmi, rel=1e-4)
+    assert RMILoss(activation="softmax")(logits, target).item() == pytest.approx(0.5 * ce + 0.5 * soft_rmi, rel=1e-4)
+    mixed = RMILoss(activation="softmax_sigmoid")(logits, target).item()
+    assert mixed == pytest.approx(0.5 * ce + 0.5 * sig_rmi, rel=1e-4)
     per_class_mean = RMILoss(bce_weight=0, rmi_weight=1, class_reduction="mean")(logits, target).item()
-    assert per_class_mean == pytest.approx(ref / 3, rel=1e-4)
+    assert per_class_mean == pytest.approx(sig_rmi / 3, rel=1e-4)
+
+
+def test_rmi_two_class_softmax_counts_the_foreground_twice() -> None:
+    """For 2 classes the softmax channels are complements, so the summed RMI term is 2x the foreground's
+    (without pooling: the zero padding of the pooling breaks the symmetry at the border)."""
+    logits, target, _ = seg_inputs(seed=8, c=2)
+    fg = reference_rmi(onehot(target, 2)[:, 1:], torch.softmax(logits, 1)[:, 1:], stride=1).item()
+    soft = RMILoss(activation="softmax", bce_weight=0, rmi_weight=1, pool_stride=1)(logits, target).item()
+    assert soft == pytest.approx(2 * fg, rel=1e-4)
+    z = logits.clone().requires_grad_(True)
+    RMILoss(activation="softmax", bce_weight=0, rmi_weight=1, pool_stride=1)(z, target).backward()
+    assert torch.allclose(z.grad[:, 0], -z.grad[:, 1], atol=1e-7)  # only z_1 - z_0 matters
 
 
 @pytest.mark.parametrize("c", [1, 3])
@@ -223,8 +241,8 @@ def test_rmi_perfect_prediction_is_lower(c: int) -> None:
     assert RMILoss()(perfect, target).item() < RMILoss()(logits, target).item()
 
 
-@pytest.mark.parametrize(("c", "activation"), [(1, None), (3, None), (3, "sigmoid")])
-def test_rmi_gradient_finite(c: int, activation: str | None) -> None:
+@pytest.mark.parametrize(("c", "activation"), [(1, "sigmoid"), (3, "softmax"), (3, "sigmoid")])
+def test_rmi_gradient_finite(c: int, activation: str) -> None:
     logits, target, valid = seg_inputs(seed=13, c=c)
     for x in (logits, perfect_logits(target, c) * 0.1):
         x = x.clone().requires_grad_(True)
@@ -250,7 +268,7 @@ def test_rmi_valid_mask_ignores_outside() -> None:
     target2[~valid] = 7  # labels outside the FOV are never read
     loss = RMILoss()
     assert loss(logits2, target2, valid).item() == pytest.approx(loss(logits, target, valid).item(), rel=1e-6)
-    masked = reference_rmi(onehot(target, 3) * valid.unsqueeze(1), torch.softmax(logits, 1) * valid.unsqueeze(1))
+    masked = reference_rmi(onehot(target, 3) * valid.unsqueeze(1), torch.sigmoid(logits) * valid.unsqueeze(1))
     rmi_only = RMILoss(bce_weight=0, rmi_weight=1)(logits, target, valid).item()
     assert rmi_only == pytest.approx(masked.item(), rel=1e-4)
 
@@ -269,6 +287,7 @@ def test_rmi_errors() -> None:
         {"pool_stride": 0},
         {"eps": 0},
         {"activation": "relu"},
+        {"activation": None},
         {"dtype": "float16"},
         {"bce_weight": 0, "rmi_weight": 0},
         {"class_reduction": "max"},

@@ -145,7 +145,8 @@ class MSConv(nn.Module):
     are constant over space, so a batch norm over them normalises across the batch only: with batch 1 it erases
     them (zero variance; the released code, whose configs train with batch 1, does this), and when the samples of a
     batch agree it divides by a near-zero variance, which blew up the gradients to NaN in bf16 training on DRIVE.
-    The pooled branch keeps its 1x1 convolution's bias instead.
+    The pooled branch keeps its 1x1 convolution's bias instead. ``pool_norm=True`` puts the pooled group under the
+    batch norm as the released code (Eq. 12 as written; for reproducing the code, e.g. the parity check).
     """
 
     def __init__(
@@ -154,6 +155,7 @@ class MSConv(nn.Module):
         groups: int = 4,
         branches: Sequence[str] = MSCONV_BRANCHES,
         disabled: str = "substitute",
+        pool_norm: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 2:
@@ -198,7 +200,7 @@ class MSConv(nn.Module):
             kinds.append(kind)
         self.convs = nn.ModuleList(convs)
         self.kinds = tuple(kinds)
-        self.pooled = kinds[-1] == "pool"  # the last group, left out of the batch norm (see the class docstring)
+        self.pooled = kinds[-1] == "pool" and not pool_norm  # left out of the batch norm (see the class docstring)
         self.norm = nn.BatchNorm2d(channels - g if self.pooled else channels)
         self.act = nn.GELU()
 
@@ -240,13 +242,14 @@ def make_context(
     aspp_rates: Sequence[int] = (12, 24, 36),
     heads: int = 4,
     patch: int = 4,
+    msconv_pool_norm: bool = False,
 ) -> nn.Module:
     """The multi-scale context module of the gate by name (Table V): ``"msconv"`` (``MSConv``, the paper),
     ``"aspp"`` (``blocks.ASPP`` ``channels -> channels``, no dropout; needs batch >= 2 in training, like every
     BN-ASPP), ``"self_attention"`` (``SelfAttentionContext``) or ``"none"`` (identity)."""
     _choice("MSCG context", context, CONTEXTS)
     if context == "msconv":
-        return MSConv(channels, msconv_groups, msconv_branches, msconv_disabled)
+        return MSConv(channels, msconv_groups, msconv_branches, msconv_disabled, msconv_pool_norm)
     if context == "aspp":
         return ASPP(channels, channels, rates=aspp_rates, dropout=0.0)
     if context == "self_attention":
@@ -287,8 +290,9 @@ class MultiScaleCrossGate(nn.Module):
 
     Ablation switches: ``gate`` (Table IV: ``"mrcab"``, ``"mrcab_gpool"``, ``"rcab"``), ``context`` (Table V:
     ``"msconv"``, ``"aspp"``, ``"self_attention"``, ``"none"``), ``msconv_branches`` / ``msconv_disabled``
-    (Table VI, see ``MSConv``), ``msconv_groups`` (k). ``aspp_rates``: the ASPP context's rates (the code's
-    commented-out alternative used 1x1 + 12/24/36); ``attn_heads`` / ``attn_patch``: the self-attention context.
+    (Table VI, see ``MSConv``), ``msconv_groups`` (k), ``msconv_pool_norm`` (``MSConv``'s ``pool_norm``).
+    ``aspp_rates``: the ASPP context's rates (the code's commented-out alternative used 1x1 + 12/24/36);
+    ``attn_heads`` / ``attn_patch``: the self-attention context.
     """
 
     def __init__(
@@ -305,6 +309,7 @@ class MultiScaleCrossGate(nn.Module):
         aspp_rates: Sequence[int] = (12, 24, 36),
         attn_heads: int = 4,
         attn_patch: int = 4,
+        msconv_pool_norm: bool = False,
     ) -> None:
         super().__init__()
         _positive_int("MSCG seg_ch", seg_ch)
@@ -314,7 +319,8 @@ class MultiScaleCrossGate(nn.Module):
         self.gate = CrossGate(
             make_gate_attention(gate, hidden, reduction),
             make_context(
-                context, hidden, msconv_groups, msconv_branches, msconv_disabled, aspp_rates, attn_heads, attn_patch
+                context, hidden, msconv_groups, msconv_branches, msconv_disabled, aspp_rates, attn_heads, attn_patch,
+                msconv_pool_norm,
             ),
         )
         self.to_seg = ConvNormAct(hidden, seg_ch, 1, norm=None, act="gelu")

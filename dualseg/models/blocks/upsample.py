@@ -23,7 +23,8 @@ class UpConv(nn.Module):
 
     ``mode="transpose"``: a learned ``ConvTranspose2d`` (kernel = stride = ``scale``), the U-Net "up-convolution"
     (Ronneberger et al., 2015). ``mode="bilinear"``: bilinear interpolation followed by a ``kernel_size``
-    convolution. ``norm``/``act`` (default none, a plain linear up-projection) follow in both modes.
+    convolution (``align_corners`` of the interpolation). ``norm``/``act`` (default none, a plain linear
+    up-projection) follow in both modes.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class UpConv(nn.Module):
         kernel_size: int = 3,
         norm: str | None = None,
         act: str | None = None,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
         check_up_mode(mode)
@@ -44,7 +46,7 @@ class UpConv(nn.Module):
             self.up = nn.ConvTranspose2d(in_ch, out_ch, scale, stride=scale, bias=not has_norm)
             self.post = nn.Sequential(make_norm(norm, out_ch), make_act(act))
         else:
-            self.up = nn.Upsample(scale_factor=scale, mode="bilinear", align_corners=False)
+            self.up = nn.Upsample(scale_factor=scale, mode="bilinear", align_corners=align_corners)
             self.post = ConvNormAct(in_ch, out_ch, kernel_size, norm=norm, act=act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
