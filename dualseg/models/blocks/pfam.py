@@ -49,16 +49,20 @@ class PeakinessFusionAttention(nn.Module):
 
     def peak(self, x: torch.Tensor) -> torch.Tensor:
         """The peak map (Eq. 14): ``x`` minus its global or local spatial mean (paper) or its channel mean (code)."""
+        return x - self._pooled(x)
+
+    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "code":
-            return x - x.mean(dim=1, keepdim=True)
+            return x.mean(dim=1, keepdim=True)
         if self.pool == "local":
-            return x - F.avg_pool2d(x, self.kernel, stride=1, padding=self.kernel // 2, count_include_pad=False)
-        return x - F.adaptive_avg_pool2d(x, 1)
+            return F.avg_pool2d(x, self.kernel, stride=1, padding=self.kernel // 2, count_include_pad=False)
+        return F.adaptive_avg_pool2d(x, 1)
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """The spatial attention map ``F_spa`` (Eq. 15), shape (N, 1, H, W)."""
-        partner = x if self.mode == "paper" else x.mean(dim=1, keepdim=True)
-        return torch.sigmoid(self.fuse_conv(torch.cat([self.peak_conv(self.peak(x)), partner], dim=1)))
+        pooled = self._pooled(x)
+        partner = x if self.mode == "paper" else pooled  # code: the channel-mean map is computed once
+        return torch.sigmoid(self.fuse_conv(torch.cat([self.peak_conv(x - pooled), partner], dim=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.weights(x)
