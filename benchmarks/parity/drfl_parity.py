@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib.util
 import json
 import os
@@ -336,7 +337,7 @@ def step_time(module: nn.Module, inputs: list[torch.Tensor], repeats: int) -> li
     module.train()
     times = []
     for _ in range(repeats):
-        xs = [x.clone().requires_grad_(True) for x in inputs]
+        xs = [x.clone(memory_format=torch.preserve_format).requires_grad_(True) for x in inputs]
         start = time.perf_counter()
         module(*xs).float().pow(2).mean().backward()
         times.append((time.perf_counter() - start) * 1e3)
@@ -345,7 +346,8 @@ def step_time(module: nn.Module, inputs: list[torch.Tensor], repeats: int) -> li
 
 
 def timing(dcl: ModuleType, repeats: int) -> list[dict[str, Any]]:
-    """One training step (forward + backward) per pair at the paper's sizes, alternating ours and theirs."""
+    """One training step (forward + backward) per pair at the paper's sizes, alternating ours and theirs; the
+    convolutional blocks also with dualseg in channels_last (``train.channels_last``, its training default)."""
     torch.manual_seed(0)
     rows = []
     pf_ours, pf_theirs, _ = pfam_pair(dcl, 64, seed=1)
@@ -358,23 +360,27 @@ def timing(dcl: ModuleType, repeats: int) -> list[dict[str, Any]]:
         ("Fusion Module (code layout), mask 1x1x256x256 + SR 1x1x512x512", fm_ours, fm_theirs,
          [torch.randn(1, 1, 256, 256), torch.randn(1, 1, 512, 512)]),
     ]
-    for name, ours, theirs, inputs in cases:
+    nhwc = [(f"{name}; ours channels_last", copy.deepcopy(ours).to(memory_format=torch.channels_last), theirs,
+             [x.contiguous(memory_format=torch.channels_last) for x in inputs]) for name, ours, theirs, inputs in cases
+            if inputs[0].dim() == 4]
+    for name, ours, theirs, inputs in cases + nhwc:
+        theirs_inputs = [x.contiguous() for x in inputs]
         step_time(ours, inputs, 2)
-        step_time(theirs, inputs, 2)  # warm-up
+        step_time(theirs, theirs_inputs, 2)  # warm-up
         t_ours, t_theirs = [], []
         for _ in range(repeats):
             t_ours += step_time(ours, inputs, 1)
-            t_theirs += step_time(theirs, inputs, 1)
+            t_theirs += step_time(theirs, theirs_inputs, 1)
         o, t = statistics.median(t_ours), statistics.median(t_theirs)
         rows.append({"module": name, "ours_ms": o, "theirs_ms": t, "ratio": o / t})
         print(f"{name}: ours {o:.1f} ms, theirs {t:.1f} ms, ratio {o / t:.2f}", flush=True)
     return rows
 
 
-def write_timing(rows: list[dict[str, Any]], repeats: int) -> Path:
-    from dualseg.benchmark import cpu_name, machine, machine_tag
+def write_timing(rows: list[dict[str, Any]], repeats: int, tag: str) -> Path:
+    from dualseg.benchmark import cpu_name
 
-    out = ROOT / "benchmarks" / "results" / machine_tag(machine()) / "official_compare_drfl.md"
+    out = ROOT / "benchmarks" / "results" / tag / "official_compare_drfl.md"
     lines = [
         "# DRFL blocks: dualseg against the authors' released code (one training step)",
         "",
@@ -388,6 +394,7 @@ def write_timing(rows: list[dict[str, Any]], repeats: int) -> Path:
         "|---|---|---|---|",
     ]
     lines += [f"| {r['module']} | {r['ours_ms']:.1f} | {r['theirs_ms']:.1f} | {r['ratio']:.2f} |" for r in rows]
+    lines += ["", "See docs/drfl.md (Parity) for what is compared; notes on the ratios follow when written by hand."]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     return out
@@ -399,6 +406,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
+    from dualseg.benchmark import machine, machine_tag
+
+    tag = machine_tag(machine())  # the machine's folder (its core count), before timing on one thread
     torch.set_num_threads(1)
     dcl = load_official(Path(args.official))
     FIXTURES.mkdir(parents=True, exist_ok=True)
@@ -409,7 +419,7 @@ def main() -> None:
     print(json.dumps(meta, indent=2))
     if not args.no_timing:
         rows = timing(dcl, args.repeats)
-        print(write_timing(rows, args.repeats))
+        print(write_timing(rows, args.repeats, tag))
 
 
 if __name__ == "__main__":
