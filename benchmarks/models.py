@@ -33,7 +33,8 @@ import paper_figures  # noqa: E402  (a sibling script's module)
 ROOT = Path(__file__).resolve().parent
 
 # (model_args, (H, W), in_channels) per setting, as in each paper's medical-image experiments; 256x256 grey-scale
-# unless stated. DRFL (Xu et al., EAAI 2023): 256 px inputs, the "paper" preset, one row per ablation variant.
+# unless stated. DRFL (Xu et al., EAAI 2023): 256 px inputs, the "paper" preset, one row per ablation variant,
+# and the full model with the "released" preset.
 # DS2F (Qiu et al., TPAMI 2023): RGB fundus patches, a 128x128 low-resolution input predicted at 256x256 (upscale 2);
 # rows for the plain backbone (sr_stream=False), + SR stream, and the full model: eval cost must be equal.
 # DANIE (paper 003): 224x224 RGB-shaped inputs (Section 3.2: H x W x 3; Synapse/ACDC slices are resized to 224).
@@ -45,7 +46,8 @@ SETTINGS: dict[str, list[tuple[dict[str, Any], tuple[int, int], int]]] = {
     "attention_unet": [DEFAULT],
     "unetpp": [DEFAULT],
     "deeplabv3plus": [DEFAULT],
-    "drfl": [({"variant": v, "preset": "paper"}, (256, 256), 1) for v in DRFL_VARIANTS],
+    "drfl": [({"variant": v, "preset": "paper"}, (256, 256), 1) for v in DRFL_VARIANTS]
+    + [({"variant": "drfl", "preset": "released"}, (256, 256), 1)],  # the authors' 12-block RFTM
     "ds2f_unet": [(args, (128, 128), 3) for args in DS2F_ROWS],
     "ds2f_deeplabv3plus": [(args, (128, 128), 3) for args in DS2F_ROWS],
     # EFEN (Applied Sciences 2023): CVC-ClinicDB frames 384x288 RGB, one row per Table 1 variant

@@ -15,7 +15,7 @@ from dualseg.errors import DualsegError, did_you_mean
 from dualseg.models.base import SegmentationModel, nearest_valid
 from dualseg.models.baselines._common import check_channels, check_dropout
 from dualseg.models.blocks.conv import DoubleConv, init_weights, make_norm
-from dualseg.models.blocks.pfam import PFA_MODES, PFAMBlock
+from dualseg.models.blocks.pfam import PFA_MODES, PeakinessFusionAttention, PFAMBlock
 from dualseg.models.blocks.transformer import PatchEmbed, TransformerBlock, Unpatchify, resample_pos_embed
 from dualseg.models.blocks.upsample import UpConv
 from dualseg.registry import MODELS
@@ -41,8 +41,24 @@ VARIANTS: dict[str, DRFLVariant] = {
     "drfl_cbam": DRFLVariant(sr=True, rftm=True, fusion=True, attention="cbam"),
 }
 
+# Sizes and the Eq. 9 head input per preset (docs/drfl.md, "Presets"). "paper": the one-RFTL reading of Sec. 4
+# ("the number of Weighted Multi-Head Attention Layer is 12, the hidden layer dimension is 768, and we only use one
+# Representation Fusion Transformer Layer"): every RFTL of Eq. 8 is the single layer of Eq. 10-13 (Z_0 -> Z_1),
+# 768-d with 12 attention heads, and the seg head sees Concat(H_fusion x F_sr, F_seg) as in Eq. 9. "released":
+# the authors' code, 12 stacked 768-d blocks in every RFTL and the stem feature e0 added to the head input.
+# "light": CPU-sized, the layout that docs/drfl.md's measurements used.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
+        "widths": (64, 128, 256, 512, 512),
+        "rftm_dim": 768,
+        "rftm_depth": 1,
+        "rftm_heads": 12,
+        "rftm_mlp_ratio": 4.0,
+        "rftm_patch": 16,
+        "fusion_width": 64,
+        "stem_skip": False,
+    },
+    "released": {
         "widths": (64, 128, 256, 512, 512),
         "rftm_dim": 768,
         "rftm_depth": 12,
@@ -50,6 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rftm_mlp_ratio": 4.0,
         "rftm_patch": 16,
         "fusion_width": 64,
+        "stem_skip": True,
     },
     "light": {
         "widths": (16, 32, 64, 128, 128),
@@ -59,8 +76,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rftm_mlp_ratio": 2.0,
         "rftm_patch": 8,
         "fusion_width": 16,
+        "stem_skip": True,
     },
 }
+FUSION_MODES = ("paper", "code")
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -70,11 +89,13 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 class EncodeStage(nn.Sequential):
-    """``PFAMBlock(in) -> Conv4x4 stride 2 (in -> out) -> InstanceNorm(affine) -> LeakyReLU(0.2)``: H -> H/2."""
+    """``PFAMBlock(in) -> Conv4x4 stride 2 (in -> out) -> InstanceNorm(affine) -> LeakyReLU(0.2)``: H -> H/2.
 
-    def __init__(self, in_ch: int, out_ch: int, attention: str, pfa_mode: str) -> None:
+    ``pfa`` holds the PFAMBlock's ``pfa_mode``/``pfa_pool``/``pfa_kernel``."""
+
+    def __init__(self, in_ch: int, out_ch: int, attention: str, pfa: dict[str, Any]) -> None:
         super().__init__(
-            PFAMBlock(in_ch, attention, pfa_mode),
+            PFAMBlock(in_ch, attention, **pfa),
             nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1, bias=False),
             make_norm("instance", out_ch),
             nn.LeakyReLU(0.2, inplace=True),
@@ -84,9 +105,9 @@ class EncodeStage(nn.Sequential):
 class DecodeStage(nn.Sequential):
     """``PFAMBlock(in) -> ConvTranspose4x4 stride 2 (in -> out) -> InstanceNorm(affine) -> PReLU [-> Dropout]``."""
 
-    def __init__(self, in_ch: int, out_ch: int, attention: str, pfa_mode: str, dropout: float = 0.0) -> None:
+    def __init__(self, in_ch: int, out_ch: int, attention: str, pfa: dict[str, Any], dropout: float = 0.0) -> None:
         layers: list[nn.Module] = [
-            PFAMBlock(in_ch, attention, pfa_mode),
+            PFAMBlock(in_ch, attention, **pfa),
             nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=False),
             make_norm("instance", out_ch),
             nn.PReLU(),
@@ -102,12 +123,12 @@ class DRFLDecoder(nn.Module):
     Stage 0 decodes ``e[-1]`` (with dropout); stage j >= 1 decodes ``concat(previous output, e[-1-j])``.
     """
 
-    def __init__(self, widths: tuple[int, ...], attention: str, pfa_mode: str, dropout: float) -> None:
+    def __init__(self, widths: Sequence[int], attention: str, pfa: dict[str, Any], dropout: float) -> None:
         super().__init__()
         depth = len(widths) - 1
-        stages = [DecodeStage(widths[depth], widths[depth - 1], attention, pfa_mode, dropout)]
+        stages = [DecodeStage(widths[depth], widths[depth - 1], attention, pfa, dropout)]
         for level in reversed(range(1, depth)):  # skip e[level] joins before decoding to level - 1
-            stages.append(DecodeStage(2 * widths[level], widths[level - 1], attention, pfa_mode))
+            stages.append(DecodeStage(2 * widths[level], widths[level - 1], attention, pfa))
         self.stages = nn.ModuleList(stages)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -186,6 +207,11 @@ class RFTM(nn.Module):
         return self.cross_rftl(h_sr, context=h_seg)
 
 
+def _probabilities(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Sigmoid for one class, softmax over classes otherwise."""
+    return torch.sigmoid(logits) if num_classes == 1 else torch.softmax(logits, dim=1)
+
+
 class FusionModule(nn.Module):
     """The Fusion Module (Sec. 3.1.3, Eq. 6): a small 3-level U-Net refining the segmentation-stream output.
 
@@ -210,13 +236,43 @@ class FusionModule(nn.Module):
         self.out = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, seg_logits: torch.Tensor, sr: torch.Tensor) -> torch.Tensor:
-        prob = torch.sigmoid(seg_logits) if self.num_classes == 1 else torch.softmax(seg_logits, dim=1)
-        f1 = self.enc1(torch.cat([prob, self.sr_down(sr)], dim=1))
+        f1 = self.enc1(torch.cat([_probabilities(seg_logits, self.num_classes), self.sr_down(sr)], dim=1))
         f2 = self.enc2(F.max_pool2d(f1, 2))
         b = self.drop(self.bottom(F.max_pool2d(f2, 2)))
         d2 = self.dec2(torch.cat([f2, self.up2(b)], dim=1))
         d1 = self.dec1(torch.cat([f1, self.up1(d2)], dim=1))
         return self.out(d1)
+
+
+class CodeFusionModule(nn.Module):
+    """The Fusion Module as the authors' release builds it (``fusion_mode="code"``; A2 of the design notes).
+
+    ``f0 = Concat(LeakyReLU_0.2(Conv4x4/2 (p_sr) -> width - num_classes channels), probabilities of p_bin)`` at H
+    (bias-free convolution); four ``EncodeStage(width -> width)`` down to H/16; a ``DRFLDecoder`` of four
+    ``DecodeStage`` back to H (dropout on the first, skips H/8, H/4, H/2); ``Concat(., f0)``; a 3x3 stride-1
+    transposed convolution (with bias) to the logits. PFAM blocks follow the variant's ``attention``/``pfa``.
+    """
+
+    def __init__(
+        self, in_channels: int, num_classes: int, width: int, dropout: float, attention: str, pfa: dict[str, Any]
+    ) -> None:
+        super().__init__()
+        if width <= num_classes:
+            raise DualsegError(f"DRFL: fusion_width {width} must exceed num_classes {num_classes} (fusion_mode code)")
+        self.num_classes = num_classes
+        widths = (width,) * 5
+        self.sr_down = nn.Sequential(
+            nn.Conv2d(in_channels, width - num_classes, 4, stride=2, padding=1, bias=False), nn.LeakyReLU(0.2)
+        )
+        self.encoder = nn.ModuleList(EncodeStage(width, width, attention, pfa) for _ in range(4))
+        self.decoder = DRFLDecoder(widths, attention, pfa, dropout)
+        self.out = nn.ConvTranspose2d(2 * width, num_classes, 3, padding=1)
+
+    def forward(self, seg_logits: torch.Tensor, sr: torch.Tensor) -> torch.Tensor:
+        feats = [torch.cat([self.sr_down(sr), _probabilities(seg_logits, self.num_classes)], dim=1)]
+        for stage in self.encoder:
+            feats.append(stage(feats[-1]))
+        return self.out(torch.cat([self.decoder(feats), feats[0]], dim=1))
 
 
 @MODELS.register("drfl")
@@ -234,7 +290,8 @@ class DRFL(SegmentationModel):
     .. H/32); each stream's decoder: four ``DecodeStage`` (PFAM block, ConvTranspose4x4/2, InstanceNorm, PReLU,
     dropout on the first) with skips e3, e2, e1 -> F_seg / F_sr (w0 @ H/2). SR head: ``DecodeStage(concat(F_sr,
     e0))`` -> ConvTranspose4x4/2 -> ``in_channels`` @ 2H. Seg head: ConvTranspose4x4/2 of ``concat(F_seg, e0)``,
-    or with RFTM of ``concat(H_fusion * F_sr, F_seg, e0)`` (Eq. 9) -> ``num_classes`` logits @ H.
+    or with RFTM of ``concat(H_fusion * F_sr, F_seg)`` (Eq. 9; ``stem_skip=True`` appends e0 as the released
+    code does) -> ``num_classes`` logits @ H.
 
     Variants (``variant``; Tables 5-8; "none" = PFAM blocks are two plain convolutions + residual):
 
@@ -255,13 +312,17 @@ class DRFL(SegmentationModel):
     supervised by Eq. 1 inside Eq. 5); ``"sr"`` = SR image (N, in_channels, 2H, 2W) with a linear output: its
     target is the high-resolution image normalised the same way as the input (no sigmoid).
 
-    Presets: ``"paper"`` (widths 64-128-256-512-512, RFTM 768-d, 12 layers, 12 heads, MLP 3072, 16x16 patches on
-    the H/2 map = 8x8 tokens at 256 px, fusion width 64) and ``"light"`` (16-32-64-128-128, 96-d, 2 layers,
-    4 heads, MLP 192, 8x8 patches, fusion width 16). Keyword options override single entries: ``widths``,
-    ``rftm_dim``, ``rftm_depth``, ``rftm_heads``, ``rftm_mlp_ratio``, ``rftm_patch``, ``fusion_width``; and
-    ``rftm_dropout`` (0.1, MLP/projection dropout), ``learnable_qkv_weights``, ``pfa_mode``, ``shared_decoder``,
-    ``img_size`` (size the position embeddings are built for; other sizes resample them bicubically),
-    ``dropout`` (first decoder stage and Fusion Module bottleneck).
+    Presets (``PRESETS``): ``"paper"`` (widths 64-128-256-512-512; each RFTL one 768-d block with 12 heads and
+    MLP 3072 -- Sec. 4 "we only use one Representation Fusion Transformer Layer", Eq. 11-12 define one layer;
+    16x16 patches on the H/2 map = 8x8 tokens at 256 px; fusion width 64; Eq. 9 head without e0),
+    ``"released"`` (the authors' code: 12 blocks per RFTL, e0 in the head) and ``"light"`` (16-32-64-128-128,
+    96-d, 2 layers, 4 heads, MLP 192, 8x8 patches, fusion width 16, e0 in the head). Keyword options override
+    single entries: ``widths``, ``rftm_dim``, ``rftm_depth``, ``rftm_heads``, ``rftm_mlp_ratio``, ``rftm_patch``,
+    ``fusion_width``, ``stem_skip``; and ``rftm_dropout`` (0.1, MLP/projection dropout),
+    ``learnable_qkv_weights``, ``pfa_mode``, ``pfa_pool`` (``global``/``local``, Eq. 14), ``pfa_kernel`` (local
+    window, 3), ``fusion_mode`` (``paper``/``code``), ``shared_decoder``, ``img_size`` (size the position
+    embeddings are built for; other sizes resample them bicubically), ``dropout`` (first decoder stage and Fusion
+    Module bottleneck).
 
     Size rule: H and W divisible by ``size_divisor`` = ``2 ** len(widths)`` (32: five stride-2 stages), or with
     RFTM ``lcm(2 ** len(widths), 2 * rftm_patch)`` (the H/2 map must split into patches); and the H/32 x W/32
@@ -282,7 +343,8 @@ class DRFL(SegmentationModel):
     6. Fusion Module: paper = "like the seg stream but simpler, 64 3x3 filters, dropout in the middle layer";
        code = 4-level U-Net of 4x4 stride-2 convs with PFAM blocks on 63 SR channels + the mask. dualseg: the
        3-level ``FusionModule`` above (3x3 DoubleConv blocks of ``fusion_width``, dropout at the bottleneck), fed
-       with the p_bin probabilities and the SR image brought to H by a stride-2 3x3 convolution.
+       with the p_bin probabilities and the SR image brought to H by a stride-2 3x3 convolution;
+       ``fusion_mode="code"``: :class:`CodeFusionModule` (the code's layout).
     7. MLP activation: paper = GELU; code = ReLU. dualseg: GELU.
     8. Loss weights (code 1 L1 : 10 seg : 10 fusion, config lambdas unused): not part of the model; the DRFL loss
        reads ``"sr"``, ``"seg_stream"`` and ``"seg"`` (Eq. 5-7).
@@ -313,9 +375,13 @@ class DRFL(SegmentationModel):
         rftm_mlp_ratio: float | None = None,
         rftm_patch: int | None = None,
         fusion_width: int | None = None,
+        stem_skip: bool | None = None,
         rftm_dropout: float = 0.1,
         learnable_qkv_weights: bool = True,
         pfa_mode: str = "paper",
+        pfa_pool: str = "global",
+        pfa_kernel: int = 3,
+        fusion_mode: str = "paper",
         shared_decoder: bool = False,
         img_size: int = 256,
         dropout: float = 0.5,
@@ -336,6 +402,12 @@ class DRFL(SegmentationModel):
                 f"DRFL: unknown pfa_mode '{pfa_mode}'{did_you_mean(str(pfa_mode), PFA_MODES)}; "
                 f"choose one of {', '.join(PFA_MODES)}"
             )
+        PeakinessFusionAttention(1, pfa_mode, pfa_pool, pfa_kernel)  # the same checks for pfa_pool / pfa_kernel
+        if fusion_mode not in FUSION_MODES:
+            raise DualsegError(
+                f"DRFL: unknown fusion_mode '{fusion_mode}'{did_you_mean(str(fusion_mode), FUSION_MODES)}; "
+                f"choose one of {', '.join(FUSION_MODES)}"
+            )
         cfg = dict(PRESETS[preset])
         given = {
             "widths": widths,
@@ -345,6 +417,7 @@ class DRFL(SegmentationModel):
             "rftm_mlp_ratio": rftm_mlp_ratio,
             "rftm_patch": rftm_patch,
             "fusion_width": fusion_width,
+            "stem_skip": stem_skip,
         }
         cfg.update({k: v for k, v in given.items() if v is not None})
         self.variant, self.preset = variant, preset
@@ -364,6 +437,7 @@ class DRFL(SegmentationModel):
             raise DualsegError(f"DRFL: rftm_mlp_ratio must be > 0, got {mlp_ratio}")
         if dim % heads:
             raise DualsegError(f"DRFL: rftm_dim {dim} must be divisible by rftm_heads {heads}")
+        self.stem_skip = bool(cfg["stem_skip"])
         self.config = {**cfg, "widths": w}
 
         self.size_divisor = 2 ** len(w)
@@ -377,15 +451,16 @@ class DRFL(SegmentationModel):
             )
         self.img_size = img_size
         att = spec.attention
+        pfa = {"pfa_mode": pfa_mode, "pfa_pool": pfa_pool, "pfa_kernel": pfa_kernel}
 
         self.stem = nn.Sequential(nn.Conv2d(in_channels, w[0], 4, stride=2, padding=1, bias=False), nn.LeakyReLU(0.2))
-        self.encoder = nn.ModuleList(EncodeStage(w[i], w[i + 1], att, pfa_mode) for i in range(len(w) - 1))
-        self.seg_decoder = DRFLDecoder(w, att, pfa_mode, dropout)
+        self.encoder = nn.ModuleList(EncodeStage(w[i], w[i + 1], att, pfa) for i in range(len(w) - 1))
+        self.seg_decoder = DRFLDecoder(w, att, pfa, dropout)
         self.shared_decoder = bool(shared_decoder)
-        self.sr_decoder = DRFLDecoder(w, att, pfa_mode, dropout) if spec.sr and not shared_decoder else None
+        self.sr_decoder = DRFLDecoder(w, att, pfa, dropout) if spec.sr and not shared_decoder else None
         self.sr_head = (
             nn.Sequential(
-                DecodeStage(2 * w[0], 2 * w[0], att, pfa_mode),
+                DecodeStage(2 * w[0], 2 * w[0], att, pfa),
                 nn.ConvTranspose2d(2 * w[0], in_channels, 4, stride=2, padding=1),
             )
             if spec.sr
@@ -407,9 +482,14 @@ class DRFL(SegmentationModel):
             if spec.rftm
             else None
         )
-        head_in = (3 if spec.rftm else 2) * w[0]
+        head_in = (3 if spec.rftm and self.stem_skip else 2) * w[0]
         self.seg_head = nn.ConvTranspose2d(head_in, num_classes, 4, stride=2, padding=1)
-        self.fusion = FusionModule(in_channels, num_classes, fusion_w, dropout) if spec.fusion else None
+        self.fusion_mode = fusion_mode
+        self.fusion: nn.Module | None = None
+        if spec.fusion and fusion_mode == "code":
+            self.fusion = CodeFusionModule(in_channels, num_classes, fusion_w, dropout, att, pfa)
+        elif spec.fusion:
+            self.fusion = FusionModule(in_channels, num_classes, fusion_w, dropout)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -447,7 +527,8 @@ class DRFL(SegmentationModel):
             sr = self.sr_head(torch.cat([f_sr, e0], dim=1))
         if self.rftm is not None and f_sr is not None:
             h_fusion = self.rftm(f_seg, f_sr)  # Eq. 8
-            p_bin = self.seg_head(torch.cat([h_fusion * f_sr, f_seg, e0], dim=1))  # Eq. 9
+            head_in = [h_fusion * f_sr, f_seg, e0] if self.stem_skip else [h_fusion * f_sr, f_seg]
+            p_bin = self.seg_head(torch.cat(head_in, dim=1))  # Eq. 9
         else:
             p_bin = self.seg_head(torch.cat([f_seg, e0], dim=1))
         if self.fusion is not None and sr is not None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
 import dualseg
 from dualseg.errors import DualsegError
+from dualseg.models.blocks.pfam import PeakinessFusionAttention
 from dualseg.models.blocks.transformer import TransformerBlock
 from dualseg.models.drfl import DRFL, VARIANTS
 
@@ -64,22 +63,32 @@ def test_multiclass_rgb_and_code_options() -> None:
 
 
 def test_paper_preset_at_256() -> None:
-    start = time.perf_counter()
+    """One-RFTL reading (Sec. 4): each RFTL of Eq. 8 is one 768-d block; the Eq. 9 head sees no stem feature."""
     model = dualseg.create_model("drfl", in_channels=1, num_classes=1, variant="drfl", preset="paper").eval()
     n_params = sum(p.numel() for p in model.parameters())
     blocks = [m for m in model.modules() if isinstance(m, TransformerBlock)]
     n_blocks = sum(p.numel() for b in blocks for p in b.parameters())
-    # A2: 24 blocks of 768-d with MLP 3072 hold ~170 M; + patch embeddings and learned unpatchify (~25 M each),
-    # a ~26 M-parameter encoder/decoder per stream -> ~314 M (~275 M with shared_decoder=True).
-    assert len(blocks) == 24
-    assert 165e6 < n_blocks < 175e6
-    assert 290e6 < n_params < 340e6
+    # one self block (shared by F_seg and F_sr) + one cross block, 7.1 M each (+1.5 K for the context LayerNorm)
+    assert len(blocks) == 2 and len(model.rftm.self_rftl.blocks) == len(model.rftm.cross_rftl.blocks) == 1
+    assert 14.1e6 < n_blocks < 14.3e6
+    assert 150e6 < n_params < 165e6
     assert model.size_divisor == 32 and model.rftm.self_rftl.grid == (8, 8)
+    assert not model.stem_skip and model.seg_head.in_channels == 2 * 64  # Concat(H_fusion x F_sr, F_seg)
     with torch.no_grad():
         out = model(torch.randn(1, 1, 256, 256))
     assert out["seg"].shape == (1, 1, 256, 256) and out["sr"].shape == (1, 1, 512, 512)
-    assert torch.isfinite(out["seg"]).all() and torch.isfinite(out["sr"]).all()
-    assert time.perf_counter() - start < 120
+
+
+def test_released_preset_sizes() -> None:
+    """The authors' code (A2): 12 stacked blocks in each of the two transformers, e0 in the seg head."""
+    model = dualseg.create_model("drfl", in_channels=1, num_classes=1, variant="drfl", preset="released")
+    blocks = [m for m in model.modules() if isinstance(m, TransformerBlock)]
+    n_blocks = sum(p.numel() for b in blocks for p in b.parameters())
+    # A2: 24 blocks of 768-d with MLP 3072 hold ~170 M; + patch embeddings and learned unpatchify (~25 M each),
+    # a ~26 M-parameter encoder/decoder per stream -> ~314 M (~275 M with shared_decoder=True).
+    assert len(blocks) == 24 and 165e6 < n_blocks < 175e6
+    assert 290e6 < sum(p.numel() for p in model.parameters()) < 340e6
+    assert model.stem_skip and model.seg_head.in_channels == 3 * 64
 
 
 def test_gradients_reach_stem_and_weighted_attention() -> None:
@@ -151,6 +160,9 @@ def test_overrides_and_unknown_names() -> None:
         light(variant="drfl_cbm")
     with pytest.raises(DualsegError, match="did you mean 'light'"):
         dualseg.create_model("drfl", preset="lite")
+    with pytest.raises(DualsegError) as err:
+        dualseg.create_model("drfl", preset="paperr")
+    assert "\n" not in str(err.value) and "choose one of paper, released, light" in str(err.value)
     with pytest.raises(DualsegError, match="no option 'rftm_dims'.*did you mean 'rftm_dim'"):
         light(rftm_dims=64)
     with pytest.raises(DualsegError, match="divisible by rftm_heads"):
@@ -161,3 +173,37 @@ def test_overrides_and_unknown_names() -> None:
         light(variant="ss", pfa_mode="cod")
     with pytest.raises(DualsegError, match="dropout"):
         light(dropout=1.5)
+
+
+def test_stem_skip_adds_e0_to_the_eq9_head() -> None:
+    torch.manual_seed(0)
+    paper_form = light(img_size=64, stem_skip=False)
+    released_form = light(img_size=64)  # light keeps the measured layout: e0 in the head
+    assert released_form.stem_skip and released_form.seg_head.in_channels == 3 * 16
+    assert paper_form.seg_head.in_channels == 2 * 16 and paper_form.config["stem_skip"] is False
+    seen: list[torch.Tensor] = []
+    paper_form.seg_head.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0]))
+    with torch.no_grad():
+        paper_form.eval()(torch.randn(1, 1, 64, 64))
+    assert seen[0].shape == (1, 32, 32, 32)
+    assert light(variant="ss", stem_skip=False).seg_head.in_channels == 2 * 16  # no RFTM: U-Net top skip kept
+
+
+def test_code_fusion_module_layout_and_gradients() -> None:
+    torch.manual_seed(0)
+    model = light(img_size=64, fusion_mode="code").train()
+    fm = model.fusion
+    assert type(fm).__name__ == "CodeFusionModule" and len(fm.encoder) == 4 and len(fm.decoder.stages) == 4
+    assert fm.sr_down[0].out_channels == 16 - 1 and fm.out.kernel_size == (3, 3) and fm.out.stride == (1, 1)
+    assert sum(isinstance(m, PeakinessFusionAttention) for m in fm.modules()) == 8  # PFAM in each stage
+    out = model(torch.randn(1, 1, 64, 64))
+    assert out["seg"].shape == (1, 1, 64, 64)
+    out["seg"].mean().backward()
+    assert fm.sr_down[0].weight.grad.abs().sum() > 0 and model.stem[0].weight.grad.abs().sum() > 0
+    assert light(variant="dfm", fusion_mode="code").fusion.encoder[0][0].attention.__class__.__name__ == "Identity"
+    with pytest.raises(DualsegError, match="did you mean 'code'"):
+        light(fusion_mode="cde")
+    with pytest.raises(DualsegError, match="must exceed num_classes"):
+        light(fusion_width=1, fusion_mode="code")
+    with pytest.raises(DualsegError, match="pfa_pool"):
+        light(variant="ss", pfa_pool="avg")

@@ -201,3 +201,25 @@ def test_pfam_block_residual_and_errors() -> None:
         PFAMBlock(8, attention="pfan")
     with pytest.raises(DualsegError, match="did you mean 'paper'"):
         PeakinessFusionAttention(8, mode="papers")
+
+
+def test_peak_map_local_average_pool() -> None:
+    """Eq. 14 with pfa_pool='local': F minus the k x k mean around each pixel, border windows cut to the image."""
+    x = _hand_made()
+    local = PeakinessFusionAttention(3, mode="paper", pool="local", kernel=3)
+    padded = F.pad(x, (1, 1, 1, 1))
+    ones = F.pad(torch.ones(1, 1, 4, 4), (1, 1, 1, 1))
+    window_sum = sum(padded[..., i : i + 4, j : j + 4] for i in range(3) for j in range(3))
+    window_count = sum(ones[..., i : i + 4, j : j + 4] for i in range(3) for j in range(3))
+    torch.testing.assert_close(local.peak(x), x - window_sum / window_count)
+    assert window_count[0, 0, 0, 0] == 4 and window_count[0, 0, 1, 1] == 9  # a corner averages 4 pixels
+    wide = PeakinessFusionAttention(3, pool="local", kernel=9)  # a window covering the whole 4x4 map = global
+    torch.testing.assert_close(wide.peak(x), PeakinessFusionAttention(3).peak(x))
+    block = PFAMBlock(8, "pfam", pfa_pool="local", pfa_kernel=5)
+    assert block.attention[1].pool == "local" and block.attention[1].kernel == 5
+    with pytest.raises(DualsegError, match="did you mean 'local'"):
+        PeakinessFusionAttention(3, pool="locl")
+    with pytest.raises(DualsegError, match="odd integer"):
+        PeakinessFusionAttention(3, pool="local", kernel=4)
+    with pytest.raises(DualsegError, match="needs pfa_mode 'paper'"):
+        PeakinessFusionAttention(3, mode="code", pool="local")
