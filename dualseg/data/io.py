@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -122,14 +120,7 @@ def to_channels(image: np.ndarray, channels: int, path: str | Path = "") -> np.n
 
 
 def write_png_atomic(array: np.ndarray, path: str | Path) -> None:
-    """Write an array as PNG via a temporary file and rename, so no half-written file is left behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write an array as PNG atomically (:mod:`dualseg.safety.atomic`): no half-written file is left behind."""
+    from dualseg.safety.atomic import atomic_write
+
+    atomic_write(path, lambda f: Image.fromarray(array).save(f, format="PNG"))

@@ -156,10 +156,11 @@ def save_package(loaded: InferenceModel, out_dir: str | Path) -> Path:
     """Write ``OUT_DIR/model.safetensors`` and ``OUT_DIR/model.json``; return the folder."""
     from safetensors.torch import save_model as save_safetensors
 
+    from dualseg.safety.atomic import atomic_target, atomic_write_text
+
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DualsegError(f"{out} is a file; a package is a folder: give a folder path with -o")
-    out.mkdir(parents=True, exist_ok=True)
     meta = loaded.to_json()
     try:
         text = json.dumps(meta, indent=1) + "\n"
@@ -167,9 +168,9 @@ def save_package(loaded: InferenceModel, out_dir: str | Path) -> Path:
         raise DualsegError(
             f"the model's settings cannot be written as JSON ({e}); use plain values in model.args"
         ) from e
-    save_safetensors(loaded.model, str(out / WEIGHTS_FILE), metadata={"format": PACKAGE_FORMAT,
-                                                                       "model": meta["model"]["name"]})
-    (out / CONFIG_FILE).write_text(text)
+    with atomic_target(out / WEIGHTS_FILE) as tmp:
+        save_safetensors(loaded.model, str(tmp), metadata={"format": PACKAGE_FORMAT, "model": meta["model"]["name"]})
+    atomic_write_text(out / CONFIG_FILE, text)
     return out
 
 

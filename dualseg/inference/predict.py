@@ -19,6 +19,7 @@ from dualseg.inference.package import InferenceModel, load_inference_model
 from dualseg.inference.predictor import predict_probabilities
 from dualseg.inference.volumes import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_volume, unit_range, write_volume
 from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
+from dualseg.safety.outputs import writing_into
 
 PROBABILITY_FORMATS = ("png", "npy")
 
@@ -40,6 +41,13 @@ def list_inputs(path: str | Path) -> list[Path]:
     files = sorted(p for p in path.iterdir() if p.is_file() and _supported(p))
     if not files:
         raise DualsegError(f"{path} holds no images or NIfTI volumes ({kinds})")
+    stems: dict[str, Path] = {}
+    for p in files:  # a.png and a.tif would both be predicted to a.png
+        stem = nifti_stem(p) if is_nifti(p) else p.stem
+        if stem in stems:
+            raise DualsegError(f"duplicate stem '{stem}': {stems[stem].name} and {p.name} in {path}; their "
+                               "predictions would have the same name: rename or move one")
+        stems[stem] = p
     return files
 
 
@@ -158,6 +166,7 @@ def _read_2d(path: Path, channels: int, normalize: str) -> tuple[_Image2D, np.nd
 def predict_folder(
     model_path: str | Path, inputs: str | Path, output_dir: str | Path, which: str = "best",
     overlays: bool = True, device: str = "auto", progress: bool = True, options: PredictOptions | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Predict every input; return the written mask files.
 
@@ -165,7 +174,8 @@ def predict_folder(
     with options ``probabilities/`` and ``sr/<stem>.png``. NIfTI volumes: ``OUTPUT_DIR/<stem>.nii.gz`` (class
     indices, uint8, the input's shape, affine and header geometry), with probabilities
     ``probabilities/<stem>.nii.gz`` (float32, classes on a 4th axis). ``model_path``: run directory, checkpoint
-    or package folder.
+    or package folder. ``OUTPUT_DIR`` follows :mod:`dualseg.safety.outputs`: apart from the inputs and the model,
+    and a file dualseg did not write there is replaced only with ``overwrite``.
     """
     from dualseg.engine.seed import resolve_device
 
@@ -177,11 +187,18 @@ def predict_folder(
         raise DualsegError(f"SR images are written for 2D images only ({volumes[0].name} is a volume); drop --sr")
     dev = resolve_device(device)
     loaded = load_inference_model(model_path, which, dev)
-    channels = loaded.model.in_channels
     runner = _Runner(loaded, dev, options)
     out = Path(output_dir)
+    with writing_into(out, [inputs, loaded.source], overwrite=overwrite):
+        return _predict_all(files, loaded, runner, out, options, progress)
+
+
+def _predict_all(files: list[Path], loaded: InferenceModel, runner: _Runner, out: Path, options: PredictOptions,
+                 progress: bool) -> list[Path]:
     written: list[Path] = []
     images = [p for p in files if not is_nifti(p)]
+    volumes = [p for p in files if is_nifti(p)]
+    channels = loaded.model.in_channels
 
     def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
         for path in images:

@@ -25,6 +25,7 @@ from PIL import Image
 
 import dualseg
 import dualseg.engine.checkpoint as checkpoint_module
+import dualseg.safety.atomic as atomic_module
 from dualseg.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -287,7 +288,7 @@ def test_output_dir_not_writable(tmp_path, capsys, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", kwargs.get("dir"))
 
-    monkeypatch.setattr(checkpoint_module.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(atomic_module.tempfile, "mkstemp", denied)
     assert_error(capsys, main(train_argv(tmp_path, root)), "Permission denied", "/run",
                  "choose a folder you can write to")
     assert_nothing_half_written(tmp_path)
