@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,9 @@ class FolderScan:
 def _index(folder: Path, problems: list[str]) -> dict[str, Path]:
     by_stem: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
+        if path.is_symlink() and not path.exists():
+            problems.append(f"broken symbolic link: {path} -> {os.readlink(path)}; fix or remove the link")
+            continue
         if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
         if path.stem in by_stem:

@@ -17,19 +17,23 @@ from PIL import Image
 
 from dualseg.data.scan import Sample
 from dualseg.errors import DualsegError
+from dualseg.safety.limits import check_pixels
 
 MAX_LISTED = 3
 
 
 def header_size(path: Path) -> tuple[int, int] | None:
-    """(H, W) from the file header; None when the header cannot tell (the full reader decides then)."""
+    """(H, W) from the file header (refused above the pixel limit); None when the header cannot tell (the full
+    reader decides then)."""
     if path.stat().st_size == 0:
         raise DualsegError(f"empty (0-byte) file: {path}; replace it with a valid image or remove the pair")
     try:
         with Image.open(path) as im:
-            return im.size[1], im.size[0]
+            width, height = im.size
     except Exception:  # noqa: BLE001 - undecodable headers are reported by the full reader with its own message
         return None
+    check_pixels(path, width, height)
+    return height, width
 
 
 def check_headers(samples: Sequence[Sample]) -> dict[Path, tuple[int, int]]:

@@ -158,7 +158,7 @@ def _read_2d(path: Path, channels: int, normalize: str) -> tuple[_Image2D, np.nd
     stored = read_image(path)
     raw = to_float(to_channels(stored, channels, path), path)
     stats = (raw.mean(axis=(0, 1)), raw.std(axis=(0, 1)))
-    x = np.ascontiguousarray(normalize_image(raw, normalize).transpose(2, 0, 1), dtype=np.float32)
+    x = np.ascontiguousarray(normalize_image(raw, normalize, path).transpose(2, 0, 1), dtype=np.float32)
     return _Image2D(path.stem, stored, stats, 16 if stored.dtype.itemsize > 1 else 8), x
 
 
