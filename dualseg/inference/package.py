@@ -101,6 +101,18 @@ def _from_run(path: str | Path, which: str, device: torch.device | str) -> Infer
     )
 
 
+def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors file's header (nothing is read into memory)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118 - safe_open is not iterable
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise DualsegError(f"cannot load weights {weights}: {str(e).splitlines()[0][:160]}; re-export the "
+                           "package") from e
+
+
 def _from_package(path: str | Path, device: torch.device | str) -> InferenceModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_model as load_safetensors
@@ -114,16 +126,22 @@ def _from_package(path: str | Path, device: torch.device | str) -> InferenceMode
                 f"package {folder} has no {needed.name}; a package needs {CONFIG_FILE} and {WEIGHTS_FILE} "
                 "(re-create it with: dualseg export RUN_DIR --format package -o OUT)"
             )
+    from dualseg.inference.loading import build_fitting
+
     try:
         meta = json.loads(config_file.read_text())
         if meta.get("format") != PACKAGE_FORMAT:
             raise DualsegError(f"{config_file} is not a dualseg model package (format {meta.get('format')!r})")
         spec, inputs, pred = meta["model"], meta["input"], meta["prediction"]
-        model = dualseg.create_model(spec["name"], in_channels=spec["in_channels"], num_classes=spec["num_classes"],
-                                     **spec["args"])
+        if not isinstance(spec["args"], dict) or not isinstance(spec["name"], str):
+            raise TypeError("model.name must be a string and model.args a mapping")
         description = description_from_dict(meta["description"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DualsegError(f"{config_file} is malformed ({type(e).__name__}: {e}); re-export the package") from e
+        shapes = _stored_shapes(weights)
+        model = build_fitting(spec["name"], shapes, weights, in_channels=spec["in_channels"],
+                              num_classes=spec["num_classes"], **spec["args"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, ValueError) as e:
+        raise DualsegError(f"{config_file} is malformed ({type(e).__name__}: {str(e)[:160]}); re-export the "
+                           "package") from e
     try:
         missing, unexpected = load_safetensors(model, str(weights), strict=False)
     except (SafetensorError, OSError, RuntimeError) as e:
