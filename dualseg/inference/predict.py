@@ -19,6 +19,7 @@ from dualseg.inference.package import InferenceModel, load_inference_model
 from dualseg.inference.predictor import predict_probabilities
 from dualseg.inference.volumes import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_volume, unit_range, write_volume
 from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
+from dualseg.safety.limits import out_of_memory_hint
 from dualseg.safety.outputs import writing_into
 
 PROBABILITY_FORMATS = ("png", "npy")
@@ -76,6 +77,10 @@ class PredictOptions:
             )
         if self.batch_size < 1 or self.sw_batch_size < 1:
             raise DualsegError("batch sizes must be >= 1")
+        if self.overlap is not None and not 0 <= self.overlap < 1:
+            raise DualsegError(f"--overlap must be in [0, 1), got {self.overlap}")
+        if self.roi_size is not None and (len(self.roi_size) != 2 or not all(1 <= s <= 65536 for s in self.roi_size)):
+            raise DualsegError(f"--roi-size must be two sides in 1..65536, got {list(self.roi_size)}")
 
 
 class _Runner:
@@ -205,10 +210,14 @@ def _predict_all(files: list[Path], loaded: InferenceModel, runner: _Runner, out
             yield (*_read_2d(path, channels, loaded.normalize), None)
 
     bar = tqdm(total=len(files), desc="predict", disable=not progress)
+    lower = "--roi-size (sliding window), --sw-batch-size or --batch-size"
     for batch in _batches(model_inputs(), options.batch_size):
         metas, inputs = [b[0] for b in batch], [b[1] for b in batch]
         batch.clear()
-        for image, result in zip(metas, runner(inputs)):
+        h, w = inputs[0].shape[1:]
+        with out_of_memory_hint(f"predicting {metas[0].stem} ({w}x{h})", lower):
+            results = runner(inputs)
+        for image, result in zip(metas, results):
             labels = result["labels"]
             write_prediction(out, image.stem, loaded.description.decode_labels(labels), image.stored, labels,
                              loaded.description.background, options.overlays)
