@@ -26,7 +26,7 @@ from dualseg.metrics.conventions import Convention, get_convention, group_volume
 from dualseg.metrics.image_quality import image_quality, unit_affine
 from dualseg.metrics.ranking import average_precision, average_precision_per_class
 from dualseg.metrics.surface import EMPTY_RULE, surface_metrics
-from dualseg.safety.outputs import writing_into
+from dualseg.safety.outputs import claim, writing_into
 
 THRESHOLD_CANDIDATES = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 ... 0.95
 
@@ -335,6 +335,8 @@ def evaluate_run(
     root = run_dir if run_dir.is_dir() else find_checkpoint(run_dir, which).parent.parent
     out = root / "eval" / split
     with writing_into(out, overwrite=overwrite, lock=root):
+        for name in ("summary.json", "per_image.csv"):  # refused before the work, not after it
+            claim(out / name)
         summary = _evaluate(run_dir, split, which, data_root, progress, convention, threshold, tune, select_on)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
         atomic_write_text(out / "per_image.csv", _per_image_csv(summary))

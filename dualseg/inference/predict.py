@@ -20,7 +20,7 @@ from dualseg.inference.predictor import predict_probabilities
 from dualseg.inference.volumes import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_volume, unit_range, write_volume
 from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
 from dualseg.safety.limits import out_of_memory_hint
-from dualseg.safety.outputs import writing_into
+from dualseg.safety.outputs import claim, writing_into
 
 PROBABILITY_FORMATS = ("png", "npy")
 
@@ -203,6 +203,8 @@ def _predict_all(files: list[Path], loaded: InferenceModel, runner: _Runner, out
     written: list[Path] = []
     images = [p for p in files if not is_nifti(p)]
     volumes = [p for p in files if is_nifti(p)]
+    for path in images:  # a stranger's file where a mask goes is refused before any work, not halfway
+        claim(out / f"{path.stem}.png")
     channels = loaded.model.in_channels
 
     def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
