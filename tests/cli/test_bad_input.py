@@ -382,7 +382,8 @@ def test_checkpoint_holding_another_models_weights(trained, tmp_path, capsys):
     state["model"] = dualseg.create_model("unet", in_channels=1, num_classes=3, channels=[4, 8, 16]).state_dict()
     torch.save(state, tmp_path / "mixed.pt")
     assert_error(capsys, main(["predict", str(tmp_path / "mixed.pt"), str(trained[1] / "images"),
-                               str(tmp_path / "pred")]), "mixed.pt", "weights do not fit model 'unet'")
+                               str(tmp_path / "pred")]), "mixed.pt", "does not fit model 'unet'",
+                 "head.bias: stored [3], model [2]")
 
 
 def test_resume_with_another_class_count(trained, tmp_path, capsys):

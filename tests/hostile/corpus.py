@@ -167,10 +167,13 @@ def _dangling(root: Path) -> None:
     os.symlink(root / "nowhere.png", root / "images/1.png")
 
 
+def _dangling_mask(root: Path) -> None:
+    (root / "masks/1.png").unlink()
+    os.symlink("../elsewhere/1.png", root / "masks/1.png")
+
+
 def _stack(root: Path) -> None:
     (root / "images/1.png").unlink()
-    tifffile.imwrite(root / "images/1.tif", np.zeros((3, 32, 32), np.uint8), photometric="minisblack",
-                     metadata={"axes": "QYX"})
     tifffile.imwrite(root / "images/1.tif", np.zeros((5, 32, 32), np.uint8))
 
 
@@ -192,6 +195,7 @@ DATA_PROBLEMS = [
      ("beyond what float32",)),
     ("PNG declaring 60000x60000 pixels (bomb)", _huge, ("declares 60000x60000",)),
     ("dangling image symlink", _dangling, ("broken symbolic link",)),
+    ("dangling mask symlink", _dangling_mask, ("broken symbolic link",)),
     ("multi-page TIFF", _stack, ("pages/frames",)),
     ("duplicate stems", _duplicate, ("duplicate stem",)),
     ("mask without image", _orphan_mask, ("mask without image",)),
