@@ -17,8 +17,17 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an untrusted value never floods a message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+MAX_MESSAGE = 1000  # characters of an error line; a longer one (some value reached it uncut) is cut
+
+
 def one_line(error: BaseException) -> str:
-    """The message of ``error`` as one line.
+    """The message of ``error`` as one line of at most :data:`MAX_MESSAGE` characters.
 
     A DataLoader worker re-raises its error with the worker's traceback inside the message; only the original
     message (the last line) is kept.
@@ -29,8 +38,10 @@ def one_line(error: BaseException) -> str:
     if len(lines) > 1 and any("Traceback" in line for line in lines):
         last = lines[-1]
         prefix = f"{type(error).__module__}.{type(error).__name__}: "
-        return last[len(prefix):] if last.startswith(prefix) else last
-    return " ".join(line.strip() for line in lines)
+        text = last[len(prefix):] if last.startswith(prefix) else last
+    else:
+        text = " ".join(line.strip() for line in lines)
+    return text if len(text) <= MAX_MESSAGE else f"{text[:MAX_MESSAGE - 3]}..."
 
 
 _OS_ERROR_HINTS = {

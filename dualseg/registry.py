@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.errors import DualsegError, did_you_mean, short_repr
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -37,7 +37,7 @@ class Registry:
     def get(self, name: str) -> Callable[..., Any]:
         if name not in self._builders:
             raise DualsegError(
-                f"unknown {self.kind} '{name}'{did_you_mean(name, self._builders)}; "
+                f"unknown {self.kind} {short_repr(name)}{did_you_mean(str(name)[:100], self._builders)}; "
                 f"known: {', '.join(self.names())}"
             )
         return self._builders[name]
@@ -51,7 +51,7 @@ class Registry:
                 if key not in params:
                     valid = [p for p in params if p != "self"]
                     raise DualsegError(
-                        f"{self.kind} '{name}' has no option '{key}'{did_you_mean(key, valid)}; "
+                        f"{self.kind} '{name}' has no option {short_repr(key)}{did_you_mean(str(key)[:100], valid)}; "
                         f"valid options: {', '.join(valid)}"
                     )
         return builder(**kwargs)

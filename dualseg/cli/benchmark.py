@@ -82,20 +82,30 @@ def format_table(r: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     size = parse_input_size(args.input_size)
     model_args = parse_model_args(args.model_args)
-    for flag, value, low in (("--batch", args.batch, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0)):
-        if value < low:
-            raise DualsegError(f"{flag} must be >= {low}, got {value}")
+    for flag, value, low, high in (("--batch", args.batch, 1, 65536), ("--repeats", args.repeats, 1, 10000),
+                                   ("--warmup", args.warmup, 0, 10000), ("--in-channels", args.in_channels, 1, 4096),
+                                   ("--num-classes", args.num_classes, 1, 65536)):
+        if not low <= value <= high:
+            raise DualsegError(f"{flag} must be in {low}..{high}, got {value}")
 
     from dualseg.benchmark import benchmark_model
+    from dualseg.safety.limits import max_image_pixels, out_of_memory_hint
+
+    limit = max_image_pixels()
+    if size[0] * size[1] * args.batch > limit:
+        raise DualsegError(f"--input-size {size[0]}x{size[1]} with --batch {args.batch} is "
+                           f"{size[0] * size[1] * args.batch:,} pixels, more than the limit of {limit:,} "
+                           "(DUALSEG_MAX_IMAGE_PIXELS); lower --input-size or --batch")
 
     if sys.stderr.isatty():  # progress for people; errors stay one line in logs and tests
         print(f"benchmarking {args.model} at {size[0]}x{size[1]} on {args.device} ...", file=sys.stderr)
-    result = benchmark_model(
-        args.model, input_size=size, batch=args.batch, in_channels=args.in_channels, num_classes=args.num_classes,
-        device=args.device, amp=args.amp, compile=args.compile, channels_last=args.channels_last,
-        model_args=model_args, warmup=args.warmup,
-        repeats=args.repeats,
-    )
+    with out_of_memory_hint(f"benchmarking {args.model} at {size[0]}x{size[1]} (batch {args.batch})",
+                            "--input-size or --batch"):
+        result = benchmark_model(
+            args.model, input_size=size, batch=args.batch, in_channels=args.in_channels, num_classes=args.num_classes,
+            device=args.device, amp=args.amp, compile=args.compile, channels_last=args.channels_last,
+            model_args=model_args, warmup=args.warmup, repeats=args.repeats,
+        )
     if args.amp and result["amp"] is None:
         print("warning: --amp: no fast reduced precision on this device, measured in fp32", file=sys.stderr)
     print(json.dumps(result, indent=1) if args.json else format_table(result))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dualseg.cli.options import add_overwrite
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a run's checkpoint on its val or test split")
@@ -20,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--select-on", choices=("val", "test"), default=None,
                    help="split thresholds are chosen on (default: the run's train.select_on, val); 'test' only to "
                         "reproduce papers that did so (warned and recorded)")
+    add_overwrite(p)
     p.set_defaults(run=run)
 
 
@@ -27,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from dualseg.engine.evaluator import evaluate_run, format_summary
 
     summary, out = evaluate_run(args.run_dir, args.split, args.checkpoint, args.data, convention=args.convention,
-                                threshold=args.threshold, tune=args.tune_threshold, select_on=args.select_on)
+                                threshold=args.threshold, tune=args.tune_threshold, select_on=args.select_on,
+                                overwrite=args.overwrite)
     fov = " inside the FOV" if summary.get("fov") else ""
     print(f"{summary['model']} on {summary['dataset']} {args.split} ({summary['n_images']} images{fov}, "
           f"checkpoint epoch {summary['epoch']}; {summary['convention']})")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dualseg.cli.options import add_overwrite
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="save a trained model as a package, ONNX or TorchScript")
@@ -17,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                    help="example input size for tracing (model input pixels; default: roi, resize or 256x256)")
     p.add_argument("--atol", type=float, default=1e-3, help="largest allowed difference from PyTorch (1e-3)")
+    add_overwrite(p)
     p.set_defaults(run=run)
 
 
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if args.format != "package" and out.is_dir():
         out = out / f"model{SUFFIXES[args.format]}"
-    record = export_model(loaded, args.format, out, args.input_size, args.atol)
+    record = export_model(loaded, args.format, out, args.input_size, args.atol, overwrite=args.overwrite)
     if args.format == "package":
         print(f"wrote package {out} (model.safetensors, model.json); predict with: dualseg predict {out} IN OUT")
         return 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dualseg.cli.options import add_overwrite
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict masks for images, a folder of images or NIfTI volumes")
@@ -25,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probabilities", choices=("png", "npy"),
                    help="also write class probabilities: 16-bit PNG per class, or float16 .npy (volumes: NIfTI)")
     p.add_argument("--sr", action="store_true", help="also write the SR image of a dual-stream model (sr/)")
+    add_overwrite(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         whole_image=args.whole_image,
     )
     written = predict_folder(args.model, args.inputs, args.output_dir, args.checkpoint, device=args.device,
-                             progress=not args.no_progress and sys.stderr.isatty(), options=options)
+                             progress=not args.no_progress and sys.stderr.isatty(), options=options,
+                             overwrite=args.overwrite)
     extras = [name for name, on in (("overlays/", options.overlays), ("probabilities/", options.probabilities),
                                     ("sr/", options.sr)) if on]
     print(f"wrote {len(written)} mask(s) to {args.output_dir}" + (f" (+ {', '.join(extras)})" if extras else ""))

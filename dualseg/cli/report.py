@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dualseg.cli.options import add_overwrite
+
 
 def _list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
@@ -23,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="dataset folder, if it moved since training")
     p.add_argument("--max-side", type=int, default=384, help="largest side of each overlay panel in pixels")
     p.add_argument("--title", default=None)
+    add_overwrite(p)
     p.set_defaults(run=run)
 
 
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     files = build_report(args.run_dirs, args.output, split=args.split, metrics=_list(args.metrics),
                          names=_list(args.names), cases=args.cases, case_metric=args.case_metric,
                          reference=args.reference, checkpoint=args.checkpoint, data_root=args.data,
-                         max_side=args.max_side or None, title=args.title)
+                         max_side=args.max_side or None, title=args.title, overwrite=args.overwrite)
     for kind, path in files.items():
         print(f"{kind}: {path}")
     return 0

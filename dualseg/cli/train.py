@@ -19,13 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dualseg.engine.config import load_config
     from dualseg.engine.distributed import is_main_process
-    from dualseg.engine.preflight import discard_unstarted_run
     from dualseg.engine.trainer import train
 
     cfg = load_config(args.config, args.overrides)
-    # a failed fresh run leaves nothing behind (rank 0 owns the run directory)
-    with discard_unstarted_run(cfg.output_dir, enabled=not args.resume and is_main_process()):
-        state = train(cfg, resume=args.resume, force=args.force, progress=not args.no_progress)
+    state = train(cfg, resume=args.resume, force=args.force, progress=not args.no_progress)
     if is_main_process():
         print(f"done: {state['epoch']} epochs in {state['train_seconds'] / 60:.1f} min; best {cfg.train.monitor} "
               f"{state['best']:.4f} at epoch {state['best_epoch']}; run directory {cfg.output_dir}")

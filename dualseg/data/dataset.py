@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,13 +27,18 @@ _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def normalize_image(image: np.ndarray, mode: str) -> np.ndarray:
-    """``zscore``: per image and channel (nnU-Net's default for non-CT); ``unit``: [0, 1]; ``imagenet``: RGB stats."""
+def normalize_image(image: np.ndarray, mode: str, path: str | Path = "") -> np.ndarray:
+    """``zscore``: per image and channel (nnU-Net's default for non-CT); ``unit``: [0, 1]; ``imagenet``: RGB stats.
+    Statistics that are not finite (values overflowing float32) raise an error naming ``path``."""
     if mode == "unit":
         return image
     if mode == "zscore":
-        mean = image.mean(axis=(0, 1), keepdims=True)
-        std = image.std(axis=(0, 1), keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = image.mean(axis=(0, 1), keepdims=True)
+            std = image.std(axis=(0, 1), keepdims=True)
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+            raise DualsegError(f"{path or 'an image'}: its mean or standard deviation overflows float32 (values too "
+                               "large); rescale the file")
         return (image - mean) / np.maximum(std, 1e-6)
     if mode == "imagenet":
         if image.shape[-1] != 3:
@@ -44,7 +50,7 @@ def normalize_image(image: np.ndarray, mode: str) -> np.ndarray:
 def load_image(path, channels: int, normalize: str, extra_channels: Sequence = ()) -> np.ndarray:
     """Read, convert to ``channels``, scale to [0, 1] by the dtype's range, normalise: (H, W, C) float32."""
     image = read_image(path, extra_channels)
-    return normalize_image(to_float(to_channels(image, channels, path), path), normalize)
+    return normalize_image(to_float(to_channels(image, channels, path), path), normalize, path)
 
 
 class SegmentationDataset(Dataset):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,8 +9,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dualseg.errors import DualsegError
+from dualseg.safety.limits import check_pixels
+
+Image.MAX_IMAGE_PIXELS = None  # dualseg's own limit (check_pixels) applies, with a one-line message
 
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")
+FLOAT_MAGNITUDE_MAX = 1e18  # float pixels beyond this overflow float32 in a variance (x**2 > 3.4e38)
 
 
 def _read_array(path: Path, palette_as_color: bool) -> np.ndarray:
@@ -22,6 +24,7 @@ def _read_array(path: Path, palette_as_color: bool) -> np.ndarray:
         raise DualsegError(f"empty (0-byte) file: {path}; replace it with a valid image or remove the pair")
     try:
         with Image.open(path) as im:
+            check_pixels(path, *im.size)  # from the header, before anything is decoded
             frames = getattr(im, "n_frames", 1)
             if frames > 1:
                 raise DualsegError(
@@ -36,7 +39,13 @@ def _read_array(path: Path, palette_as_color: bool) -> np.ndarray:
             try:
                 import tifffile
 
-                return np.asarray(tifffile.imread(path))
+                with tifffile.TiffFile(path) as tif:
+                    shape = tif.pages[0].shape  # (H, W), (H, W, C) or channel-first (C, H, W)
+                    height, width = shape[:2] if len(shape) == 3 and shape[-1] <= 4 else shape[-2:]
+                    check_pixels(path, width, height)
+                    return np.asarray(tif.asarray())
+            except DualsegError:
+                raise
             except Exception as tiff_error:  # noqa: BLE001 - any decoder failure means an unreadable file
                 raise DualsegError(f"cannot read TIFF {path}: {tiff_error}") from tiff_error
         raise DualsegError(f"cannot read image {path}: {pil_error} (corrupt or truncated file?)") from pil_error
@@ -99,6 +108,10 @@ def to_float(image: np.ndarray, path: str | Path = "") -> np.ndarray:
     out = image.astype(np.float32)
     if not np.all(np.isfinite(out)):
         raise DualsegError(f"{path}: image holds NaN or Inf values; clean the file or drop it")
+    peak = float(np.abs(out).max(initial=0))
+    if peak > FLOAT_MAGNITUDE_MAX:
+        raise DualsegError(f"{path}: image values reach {peak:.3g}, beyond what float32 arithmetic can normalise "
+                           f"(|x| <= {FLOAT_MAGNITUDE_MAX:.0e}: their squares would overflow); rescale the file")
     return out
 
 
@@ -122,14 +135,7 @@ def to_channels(image: np.ndarray, channels: int, path: str | Path = "") -> np.n
 
 
 def write_png_atomic(array: np.ndarray, path: str | Path) -> None:
-    """Write an array as PNG via a temporary file and rename, so no half-written file is left behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write an array as PNG atomically (:mod:`dualseg.safety.atomic`): no half-written file is left behind."""
+    from dualseg.safety.atomic import atomic_write
+
+    atomic_write(path, lambda f: Image.fromarray(array).save(f, format="PNG"))

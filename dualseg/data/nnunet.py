@@ -23,6 +23,7 @@ from dualseg.data.descriptions import DatasetDescription, resolve_description
 from dualseg.data.io import read_image, read_mask, write_png_atomic
 from dualseg.data.scan import FolderScan, Sample, scan_folder
 from dualseg.errors import DualsegError
+from dualseg.safety.outputs import writing_into
 
 NNUNET = "nnunet"
 DATASET_JSON = "dataset.json"
@@ -151,11 +152,15 @@ def convert_to_nnunet(
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
         raise DualsegError(f"--name '{name}' may only hold letters, digits, '_' and '-'")
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / f"Dataset{dataset_id:03d}_{name}"
-    taken = sorted(dest.glob(f"Dataset{dataset_id:03d}_*"))
+    taken = sorted(dest.glob(f"Dataset{dataset_id:03d}_*")) if dest.is_dir() else []
     if taken:
         raise DualsegError(f"{taken[0]} already uses dataset id {dataset_id}; choose another --dataset-id")
+    with writing_into(dest, [src]):  # a failed conversion leaves no folder it created behind
+        return _convert(Path(src), dest / f"Dataset{dataset_id:03d}_{name}", name, dataset, progress, keep_test)
+
+
+def _convert(src: Path, target: Path, name: str, dataset: str, progress: bool, keep_test: bool) -> Path:
+    dest = target.parent
     description = resolve_description(src, dataset)
     scan = scan_folder(src, description.image_dir, description.mask_dir)
     if scan.problems:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +27,16 @@ class FolderScan:
     problems: list[str] = field(default_factory=list)
 
 
-def _index(folder: Path, problems: list[str]) -> dict[str, Path]:
+def _index(folder: Path, problems: list[str], broken: set[str] | None = None) -> dict[str, Path]:
+    """Image files of ``folder`` by stem; a dangling symbolic link is a problem of its own (its stem goes to
+    ``broken``, so that its partner is not reported as an orphan as well)."""
     by_stem: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
+        if path.is_symlink() and not path.exists():
+            problems.append(f"broken symbolic link: {path} -> {os.readlink(path)}; fix or remove the link")
+            if broken is not None:
+                broken.add(path.stem)
+            continue
         if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
         if path.stem in by_stem:
@@ -57,7 +65,8 @@ def scan_folder(
     if not image_folder.is_dir():
         raise DualsegError(f"no '{image_dir}/' folder in {root}; a dataset folder holds images/ and masks/")
     scan = FolderScan()
-    images = _index(image_folder, scan.problems)
+    broken: set[str] = set()
+    images = _index(image_folder, scan.problems, broken)
     if not images:
         raise DualsegError(f"{image_folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     masks: dict[str, Path] = {}
@@ -65,13 +74,14 @@ def scan_folder(
         mask_folder = root / mask_dir
         if not mask_folder.is_dir():
             raise DualsegError(f"no '{mask_dir}/' folder in {root}; a dataset folder holds images/ and masks/")
-        masks = _index(mask_folder, scan.problems)
-        for stem in sorted(set(masks) - set(images)):
+        masks = _index(mask_folder, scan.problems, broken)
+        for stem in sorted(set(masks) - set(images) - broken):
             scan.problems.append(f"mask without image: {masks[stem]}")
     fovs = _index(root / fov_dir, scan.problems) if fov_dir and (root / fov_dir).is_dir() else {}
     for stem, image in images.items():
         if mask_dir is not None and stem not in masks:
-            scan.problems.append(f"image without mask: {image}")
+            if stem not in broken:
+                scan.problems.append(f"image without mask: {image}")
             continue
         scan.samples.append(Sample(stem, image, masks.get(stem), fovs.get(stem)))
     return scan

@@ -15,23 +15,62 @@ from typing import Any, Literal
 
 import yaml
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.errors import DualsegError, did_you_mean, short_repr
+from dualseg.safety.yaml_loader import load_yaml_text
+
+SEED_MAX = 2**32 - 1  # NumPy's seeds are 32-bit
+SIDE_MAX = 65536  # largest image side a size setting may name
+
+
+def bounded(default: Any = None, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+            high_open: bool = False) -> Any:
+    """A config field whose value (or each item of a list value) must lie within the bounds; checked when the
+    config is read, so every key's limits live here, in the schema."""
+    return field(default=default, metadata={"bounds": (low, high, low_open, high_open)})
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def _bounds_text(value: Any, low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low == 1 and high is None and isinstance(value, int):
+        return "a positive integer"
+    if low is not None and high is not None:
+        if isinstance(value, int) and not (low_open or high_open):
+            return f"an integer in {_num(low)}..{_num(high)}"
+        return f"in {'(' if low_open else '['}{_num(low)}, {_num(high)}{')' if high_open else ']'}"
+    if low is not None:
+        return "positive" if low == 0 and low_open else f"{'>' if low_open else '>='} {_num(low)}"
+    return f"{'<' if high_open else '<='} {_num(high)}"
+
+
+def _check_bounds(key: str, value: Any, bounds: tuple) -> None:
+    items = value if isinstance(value, list | tuple) else [value]
+    low, high, low_open, high_open = bounds
+    for item in items:
+        if item is None or isinstance(item, bool) or not isinstance(item, int | float):
+            continue
+        below = low is not None and (item <= low if low_open else item < low)
+        above = high is not None and (item >= high if high_open else item > high)
+        if below or above or item != item:  # NaN is outside every range
+            raise DualsegError(f"{key} must be {_bounds_text(item, *bounds)}, got {short_repr(value)}")
 
 
 @dataclass
 class AugmentConfig:
     """Probabilities and ranges of the training augmentations (0 disables one)."""
 
-    flip: float = 0.5
-    rot90: float = 0.5
-    affine: float = 0.0
-    rotate_deg: float = 15.0
-    scale: tuple[float, float] = (0.85, 1.15)
-    elastic: float = 0.0
-    elastic_magnitude: tuple[float, float] = (1.0, 2.0)
-    intensity: float = 0.15
-    gamma: float = 0.15
-    noise: float = 0.1
+    flip: float = bounded(0.5, 0, 1)
+    rot90: float = bounded(0.5, 0, 1)
+    affine: float = bounded(0.0, 0, 1)
+    rotate_deg: float = bounded(15.0, 0, 180)
+    scale: tuple[float, float] = bounded((0.85, 1.15), 0, 100, low_open=True)
+    elastic: float = bounded(0.0, 0, 1)
+    elastic_magnitude: tuple[float, float] = bounded((1.0, 2.0), 0, 1000)
+    intensity: float = bounded(0.15, 0, 1)
+    gamma: float = bounded(0.15, 0, 1)
+    noise: float = bounded(0.1, 0, 1)
 
 
 @dataclass
@@ -45,11 +84,11 @@ class ModelConfig:
 @dataclass
 class SplitConfig:
     strategy: Literal["default", "random", "kfold", "file"] = "default"
-    seed: int = 0
-    val_fraction: float | None = None  # None: the dataset description's
-    test_fraction: float | None = None
-    folds: int = 5
-    fold: int = 0
+    seed: int = bounded(0, 0, SEED_MAX)
+    val_fraction: float | None = bounded(None, 0, 1, high_open=True)  # None: the dataset description's
+    test_fraction: float | None = bounded(None, 0, 1, high_open=True)
+    folds: int = bounded(5, 2, 1000)
+    fold: int = bounded(0, 0, 999)
     file: str | None = None
 
 
@@ -58,7 +97,7 @@ class SRConfig:
     """Super-resolution pairs for dual-stream methods (see dualseg/data/sr_pairs.py)."""
 
     mode: Literal["none", "downsample", "teacher"] = "none"
-    scale: int = 2
+    scale: int = bounded(2, 2, 16)
     mask_at: Literal["input", "hr"] = "input"  # label resolution: the input's (DRFL) or the HR target's (DS2F)
     interpolation: Literal["area", "bicubic", "bilinear"] = "area"  # downsample mode: how the LR input is made
     targets_dir: str | None = None  # teacher mode: made by 'dualseg make-sr-targets'
@@ -73,12 +112,13 @@ class DataConfig:
     fov_dir: str | None = None
     instance_masks: bool | None = None  # masks hold instance ids (e.g. dsb2018's instance_masks/): reduce to foreground
     normalize: Literal["zscore", "unit", "imagenet"] = "zscore"
-    patch_size: list[int] | None = None  # random training crops (H, W); None = whole images
-    resize: list[int] | None = None  # resize inputs to (H, W) before the model; logits go back to original size
-    num_workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, up to 4 per GPU
+    patch_size: list[int] | None = bounded(None, 1, SIDE_MAX)  # random training crops (H, W); None = whole images
+    # resize inputs to (H, W) before the model; logits go back to original size
+    resize: list[int] | None = bounded(None, 1, SIDE_MAX)
+    num_workers: int | None = bounded(None, 0, 256)  # DataLoader worker processes; None: 0 on CPU, up to 4 per GPU
     pin_memory: bool | None = None  # page-locked batches for faster host-to-GPU copies; None: on CUDA
     persistent_workers: bool = True  # keep workers (and their decoded-image caches) alive across epochs
-    cache_mb: int = 2048
+    cache_mb: int = bounded(2048, 0, 2**24)
     split: SplitConfig = field(default_factory=SplitConfig)
     sr: SRConfig = field(default_factory=SRConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -87,9 +127,9 @@ class DataConfig:
 @dataclass
 class OptimizerConfig:
     name: Literal["sgd", "adam", "adamw"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.99
+    lr: float = bounded(1e-3, 0, low_open=True)
+    weight_decay: float = bounded(1e-4, 0, 10)
+    momentum: float = bounded(0.99, 0, 1)
     nesterov: bool = True
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
@@ -98,33 +138,35 @@ class OptimizerConfig:
 class ScheduleConfig:
     name: Literal["constant", "poly", "cosine", "linear_decay", "plateau"] = "poly"
     step: Literal["iter", "epoch"] = "iter"
-    power: float = 0.9  # poly
-    decay_start: int = 0  # linear_decay: constant for this many epochs, then linear to zero
-    warmup_epochs: int = 0
-    min_lr: float = 0.0
-    factor: float = 0.5  # plateau
-    patience: int = 10  # plateau
+    power: float = bounded(0.9, 0, 100, low_open=True)  # poly
+    decay_start: int = bounded(0, 0)  # linear_decay: constant for this many epochs, then linear to zero
+    warmup_epochs: int = bounded(0, 0)
+    min_lr: float = bounded(0.0, 0)
+    factor: float = bounded(0.5, 0, 1, low_open=True, high_open=True)  # plateau
+    patience: int = bounded(10, 0)  # plateau
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 2
-    iters_per_epoch: int | None = None  # None: one pass over the training images
+    epochs: int = bounded(100, 1)
+    batch_size: int = bounded(2, 1)
+    iters_per_epoch: int | None = bounded(None, 1)  # None: one pass over the training images
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where native (AMX CPUs, recent GPUs)
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU (oneDNN) and tensor cores
-    grad_clip: float | None = 12.0
-    val_every: int = 1
+    grad_clip: float | None = bounded(12.0, 0, low_open=True)
+    val_every: int = bounded(1, 1)
     monitor: str = "dice"  # foreground-mean validation metric that picks checkpoints/best
-    early_stopping: int | None = None  # epochs without improvement before stopping
-    time_limit_min: float | None = None  # stop (after a checkpoint) when training time exceeds this
+    early_stopping: int | None = bounded(None, 1)  # epochs without improvement before stopping
+    # stop (after a checkpoint) when training time exceeds this
+    time_limit_min: float | None = bounded(None, 0, low_open=True)
     select_on: Literal["val", "test"] = "val"  # 'test' only to reproduce papers that selected on test
     device: Literal["auto", "cpu", "cuda"] = "auto"
     deterministic: bool = True
-    threads: int | None = None  # torch CPU threads; None = PyTorch's default
-    checkpoint_every: int | None = None  # also write checkpoints/last.pt every N steps inside an epoch (resumable)
+    threads: int | None = bounded(None, 1, 4096)  # torch CPU threads; None = PyTorch's default
+    # also write checkpoints/last.pt every N steps inside an epoch (resumable)
+    checkpoint_every: int | None = bounded(None, 1)
     nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/Inf loss: stop with an error, or skip that step and go on
     sync_batchnorm: bool = False  # multi-GPU runs: batch-norm statistics over the global batch (SyncBatchNorm)
     # multi-process runs: allow parameters without a gradient in a step (outputs no loss term reads, e.g. deep-
@@ -134,20 +176,24 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    roi_size: list[int] | None = None  # sliding-window size; None = whole image (padded to the model's divisor)
-    overlap: float = 0.5
+    # sliding-window size; None = whole image (padded to the model's divisor)
+    roi_size: list[int] | None = bounded(None, 1, SIDE_MAX)
+    overlap: float = bounded(0.5, 0, 1, high_open=True)
     use_fov: bool = True  # restrict metrics (and losses) to the field of view when the dataset has one
     # Metric convention (docs/metrics.md): per_image (default), drfl, dataset, per_volume, transunet
     convention: Literal["per_image", "drfl", "dataset", "per_volume", "transunet"] = "per_image"
     volume_pattern: str | None = None  # regex on the stem, group 1 = volume; None: the dataset description's
-    spacing: list[float] | None = None  # pixel spacing (row, column) for HD95/ASD; None: pixel units
-    slice_spacing: float = 1.0  # distance between the slices of a volume (volume conventions' HD95/ASD)
+    # pixel spacing (row, column) for HD95/ASD; None: pixel units
+    spacing: list[float] | None = bounded(None, 0, low_open=True)
+    # distance between the slices of a volume (volume conventions' HD95/ASD)
+    slice_spacing: float = bounded(1.0, 0, low_open=True)
     surface_metrics: bool = True  # HD95 and ASD (MONAI) in 'dualseg evaluate' (never during training validation)
     pr_auc: bool = True  # average precision from the class probabilities in 'dualseg evaluate'
     sr_metrics: bool = True  # PSNR/SSIM of a model's "sr" output in 'dualseg evaluate'
     resize_back: Literal["auto", "bilinear", "nearest"] = "auto"  # data.resize: logits back to full size; auto:
     # nearest for the volume conventions (label maps, as TransUNet's order-0 zoom), bilinear otherwise
-    threshold: float | None = None  # binary tasks: foreground where its probability > threshold (None: argmax)
+    # binary tasks: foreground where its probability > threshold (None: argmax)
+    threshold: float | None = bounded(None, 0, 1, low_open=True, high_open=True)
     tune_threshold: bool = False  # 'dualseg evaluate': pick the threshold with the best Dice on the selection split
 
 
@@ -155,7 +201,7 @@ class EvalConfig:
 class Config:
     name: str = "run"
     output_dir: str | None = None  # default: runs/<name>
-    seed: int = 0
+    seed: int = bounded(0, 0, SEED_MAX)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: list[dict[str, Any]] = field(
@@ -188,18 +234,20 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except DualsegError as e:
                 errors.append(str(e))
-        raise DualsegError(errors[0] if len(errors) == 1 else f"{key}: expected {_type_name(tp)}, got {value!r}")
+        raise DualsegError(
+            errors[0] if len(errors) == 1 else f"{key}: expected {_type_name(tp)}, got {short_repr(value)}"
+        )
     if origin is Literal:
         if value not in args:
             choices = [str(a) for a in args]
-            hint = did_you_mean(str(value), choices)
-            raise DualsegError(f"{key}: '{value}' is not one of {', '.join(choices)}{hint}")
+            hint = did_you_mean(str(value)[:100], choices)
+            raise DualsegError(f"{key}: {short_repr(value)} is not one of {', '.join(choices)}{hint}")
         return value
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
-            raise DualsegError(f"{key}: expected a list, got {value!r}")
+            raise DualsegError(f"{key}: expected a list, got {short_repr(value)}")
         inner = args[0] if args else Any
         items = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
         if origin is tuple and len(args) >= 2 and args[1] is not Ellipsis and len(items) != len(args):
@@ -207,18 +255,18 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
-            raise DualsegError(f"{key}: expected a mapping, got {value!r}")
+            raise DualsegError(f"{key}: expected a mapping, got {short_repr(value)}")
         return dict(value)
     if tp is Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is bool and not isinstance(value, bool):
-        raise DualsegError(f"{key}: expected true or false, got {value!r}")
+        raise DualsegError(f"{key}: expected true or false, got {short_repr(value)}")
     if tp is int and isinstance(value, bool):
-        raise DualsegError(f"{key}: expected an integer, got {value!r}")
+        raise DualsegError(f"{key}: expected an integer, got {short_repr(value)}")
     if not isinstance(value, tp):
-        raise DualsegError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise DualsegError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {short_repr(value)}")
     return value
 
 
@@ -226,46 +274,30 @@ def _build(cls: type, data: Any, prefix: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise DualsegError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+        raise DualsegError(f"{prefix or 'config'}: expected a mapping, got {short_repr(data)}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(fields)
     kwargs = {}
     for key, value in data.items():
-        full = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
+        full = f"{prefix}.{key}" if prefix else short_repr(key, 60).strip("'")
+        if key not in fields:
             raise DualsegError(
                 f"unknown config key '{full}'{did_you_mean(str(key), names)}; valid keys here: {', '.join(names)}"
             )
         kwargs[key] = _coerce(value, hints[key], full)
+        if "bounds" in fields[key].metadata:
+            _check_bounds(full, kwargs[key], fields[key].metadata["bounds"])
     return cls(**kwargs)
 
 
 def _check_values(cfg: Config) -> None:
-    positive = {
-        "train.epochs": cfg.train.epochs,
-        "train.batch_size": cfg.train.batch_size,
-        "train.val_every": cfg.train.val_every,
-    }
-    if cfg.train.iters_per_epoch is not None:
-        positive["train.iters_per_epoch"] = cfg.train.iters_per_epoch
-    if cfg.train.checkpoint_every is not None:
-        positive["train.checkpoint_every"] = cfg.train.checkpoint_every
-    for key, value in positive.items():
-        if value <= 0:
-            raise DualsegError(f"{key} must be a positive integer, got {value}")
-    if cfg.train.optimizer.lr <= 0:
-        raise DualsegError(f"train.optimizer.lr must be positive, got {cfg.train.optimizer.lr}")
+    """Rules across values (single values' bounds are in the schema: :func:`bounded`)."""
     for key in ("patch_size", "resize"):
         size = getattr(cfg.data, key)
-        if size is not None and (len(size) != 2 or min(size) <= 0):
+        if size is not None and len(size) != 2:
             raise DualsegError(f"data.{key} must be two positive integers [H, W], got {size}")
-    if cfg.data.sr.scale < 2:
-        raise DualsegError(f"data.sr.scale must be an integer >= 2, got {cfg.data.sr.scale}")
-    if cfg.data.num_workers is not None and cfg.data.num_workers < 0:
-        raise DualsegError(f"data.num_workers must be >= 0, got {cfg.data.num_workers}")
-    if cfg.eval.threshold is not None and not 0 < cfg.eval.threshold < 1:
-        raise DualsegError(f"eval.threshold must be a probability in (0, 1), got {cfg.eval.threshold}")
-    if cfg.eval.spacing is not None and (len(cfg.eval.spacing) != 2 or min(cfg.eval.spacing) <= 0):
+    if cfg.eval.spacing is not None and len(cfg.eval.spacing) != 2:
         raise DualsegError(f"eval.spacing must be two positive numbers [row, column], got {cfg.eval.spacing}")
     if not cfg.loss:
         raise DualsegError("loss must list at least one term, e.g. [{name: ce}, {name: dice}]")
@@ -307,8 +339,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DualsegError(f"config file not found: {path}")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DualsegError(f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); a config is "
+                           "a YAML text file saved as UTF-8") from e
+    try:
+        data = load_yaml_text(text, str(path))
     except yaml.YAMLError as e:
         mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

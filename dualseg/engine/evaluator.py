@@ -26,6 +26,7 @@ from dualseg.metrics.conventions import Convention, get_convention, group_volume
 from dualseg.metrics.image_quality import image_quality, unit_affine
 from dualseg.metrics.ranking import average_precision, average_precision_per_class
 from dualseg.metrics.surface import EMPTY_RULE, surface_metrics
+from dualseg.safety.outputs import claim, writing_into
 
 THRESHOLD_CANDIDATES = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 ... 0.95
 
@@ -323,18 +324,35 @@ def evaluate_run(
     threshold: float | None = None,
     tune: bool | None = None,
     select_on: str | None = None,
+    overwrite: bool = False,
 ) -> tuple[dict, Path]:
-    """Evaluate a run's checkpoint on one split of its own split file; write ``RUN_DIR/eval/<split>/``.
+    """Evaluate a run's checkpoint on one split of its own split file; write ``RUN_DIR/eval/<split>/``, holding
+    the run directory's lock (not while it trains) under the output-folder rules of :mod:`dualseg.safety.outputs`.
 
     ``convention``, ``threshold`` and ``tune`` (choose the threshold on the selection split) override the run's
     ``eval`` config. ``select_on`` is the split thresholds are chosen on, default the run's ``train.select_on``
     (``val``); ``test`` exists only to reproduce papers that did so, prints a warning and is recorded.
     """
+    from dualseg.inference.loading import find_checkpoint
+
+    run_dir = Path(run_dir)
+    root = run_dir if run_dir.is_dir() else find_checkpoint(run_dir, which).parent.parent
+    out = root / "eval" / split
+    with writing_into(out, overwrite=overwrite, lock=root):
+        for name in ("summary.json", "per_image.csv"):  # refused before the work, not after it
+            claim(out / name)
+        summary = _evaluate(run_dir, split, which, data_root, progress, convention, threshold, tune, select_on)
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+        atomic_write_text(out / "per_image.csv", _per_image_csv(summary))
+    return summary, out
+
+
+def _evaluate(run_dir: Path, split: str, which: str, data_root: str | None, progress: bool, convention: str | None,
+              threshold: float | None, tune: bool | None, select_on: str | None) -> dict:
     from dualseg.data.build import input_mode, input_scale, make_dataset, prepare_data, sr_spec
     from dualseg.engine.seed import resolve_device
     from dualseg.inference.loading import load_trained
 
-    run_dir = Path(run_dir)
     trained = load_trained(run_dir, which)
     cfg = trained.config
     if data_root:
@@ -386,10 +404,7 @@ def evaluate_run(
         threshold_scores=None if threshold_scores is None else {str(k): v for k, v in threshold_scores.items()},
         paper_reproduction=cfg.train.select_on == "test" or (cfg.eval.tune_threshold and selection == "test"),
     )
-    out = (run_dir if run_dir.is_dir() else trained.checkpoint.parent.parent) / "eval" / split
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
-    atomic_write_text(out / "per_image.csv", _per_image_csv(summary))
-    return summary, out
+    return summary
 
 
 def _per_image_csv(summary: dict) -> str:

@@ -1,4 +1,4 @@
-"""Checks made before a training run writes anything, and the clean-up of a fresh run that failed.
+"""Checks made before a training run writes anything.
 
 ``check_run_inputs`` reads only file headers (cheap even for thousands of files): empty files, sizes that differ
 between an image and its mask, a model built for another channel count, and input sizes the model cannot take
@@ -9,10 +9,7 @@ errors; ``dualseg check-data`` reads everything up front.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -20,19 +17,23 @@ from PIL import Image
 
 from dualseg.data.scan import Sample
 from dualseg.errors import DualsegError
+from dualseg.safety.limits import check_pixels
 
 MAX_LISTED = 3
 
 
 def header_size(path: Path) -> tuple[int, int] | None:
-    """(H, W) from the file header; None when the header cannot tell (the full reader decides then)."""
+    """(H, W) from the file header (refused above the pixel limit); None when the header cannot tell (the full
+    reader decides then)."""
     if path.stat().st_size == 0:
         raise DualsegError(f"empty (0-byte) file: {path}; replace it with a valid image or remove the pair")
     try:
         with Image.open(path) as im:
-            return im.size[1], im.size[0]
+            width, height = im.size
     except Exception:  # noqa: BLE001 - undecodable headers are reported by the full reader with its own message
         return None
+    check_pixels(path, width, height)
+    return height, width
 
 
 def check_headers(samples: Sequence[Sample]) -> dict[Path, tuple[int, int]]:
@@ -98,41 +99,6 @@ def check_run_inputs(cfg, model: torch.nn.Module, bundle) -> None:
             if size and size not in wanted.values():
                 wanted[f"{s.image} (whole image; set data.patch_size or data.resize)"] = size
     check_model_input(model, bundle.description.channels, wanted, input_scale(cfg))
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The highest ancestor of ``path`` (or itself) that does not exist yet: what a run would create."""
-    path = path.absolute()
-    missing = None
-    while not path.exists():
-        missing = path
-        if path.parent == path:
-            break
-        path = path.parent
-    return missing
-
-
-@contextlib.contextmanager
-def discard_unstarted_run(output_dir: str | Path, enabled: bool = True) -> Iterator[None]:
-    """Remove what a fresh run wrote when it fails before its first checkpoint: no half-made run is left behind.
-
-    A directory the run created is removed whole; in a directory that existed, only the entries that were not there
-    before go. Once ``checkpoints/last.pt`` exists the run can be resumed, and nothing is removed.
-    """
-    out = Path(output_dir)
-    created = _first_missing(out)
-    before = set(os.listdir(out)) if created is None and out.is_dir() else set()
-    try:
-        yield
-    except BaseException:
-        if enabled and not (out / "checkpoints" / "last.pt").exists():
-            if created is not None:
-                shutil.rmtree(created, ignore_errors=True)
-            elif out.is_dir():
-                for name in set(os.listdir(out)) - before:
-                    target = out / name
-                    shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-        raise
 
 
 def _flatten(data: object, prefix: str = "") -> dict[str, object]:

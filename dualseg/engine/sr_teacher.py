@@ -31,6 +31,8 @@ from dualseg.engine.seed import resolve_device, seed_everything
 from dualseg.errors import DualsegError
 from dualseg.metrics.image_quality import unit_affine
 from dualseg.models.sr_teacher import SRTeacher
+from dualseg.safety.atomic import atomic_write
+from dualseg.safety.outputs import writing_into
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> float:
@@ -142,26 +144,29 @@ def load_teacher(path: str | Path, device: torch.device) -> tuple[SRTeacher, dic
 
 @torch.no_grad()
 def make_sr_targets(teacher_path: str | Path, data_root: str | Path, output_dir: str | Path,
-                    image_dir: str = "images", progress: bool = True) -> Path:
-    """Run the teacher on every image of ``data_root/image_dir``; write ``<stem>.npy`` and ``targets.json``."""
+                    image_dir: str = "images", progress: bool = True, overwrite: bool = False) -> Path:
+    """Run the teacher on every image of ``data_root/image_dir``; write ``<stem>.npy`` and ``targets.json``
+    (``output_dir`` follows :mod:`dualseg.safety.outputs`)."""
     from dualseg.inference.predict import list_inputs
 
     device = resolve_device("auto")
     model, state = load_teacher(teacher_path, device)
     normalize = state["summary"]["normalize"]
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = list_inputs(Path(data_root) / image_dir)
+    with writing_into(out, [Path(data_root) / image_dir, teacher_path], overwrite=overwrite):
+        _write_targets(model, state, paths, out, teacher_path, normalize, device, progress)
+    return out
+
+
+def _write_targets(model: SRTeacher, state: dict, paths: list[Path], out: Path, teacher_path: str | Path,
+                   normalize: str, device: torch.device, progress: bool) -> None:
     for path in tqdm(paths, desc="sr targets", disable=not progress):
         _, norm = _unit_and_stats(path, model.in_channels, normalize)
         x = torch.from_numpy(norm.transpose(2, 0, 1).copy())[None].to(device)
         target = model(x)[0].cpu().numpy().transpose(1, 2, 0).astype(np.float32)
-        tmp = out / f".{path.stem}.npy.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, target)
-        tmp.replace(out / f"{path.stem}.npy")
+        atomic_write(out / f"{path.stem}.npy", lambda f, t=target: np.save(f, t))
     meta = {"scale": model.scale, "normalize": normalize, "teacher": str(teacher_path), "images": len(paths),
             "teacher_val_psnr": state["summary"].get("teacher_psnr"),
             "bicubic_val_psnr": state["summary"].get("bicubic_psnr")}
     atomic_write_text(out / TARGETS_META, json.dumps(meta, indent=1))
-    return out

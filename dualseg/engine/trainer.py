@@ -41,6 +41,7 @@ from dualseg.engine.schedules import Schedule
 from dualseg.engine.seed import resolve_device, rng_state, seed_everything, set_rng_state
 from dualseg.errors import DualsegError
 from dualseg.losses import build_loss
+from dualseg.safety.outputs import writing_into
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -420,7 +421,23 @@ class Trainer:
             s.stale_epochs += 1
 
 
+def _data_folders(cfg: Config) -> list[Path]:
+    """The dataset's image and mask folders: a run directory may not be, contain or lie inside them."""
+    if not cfg.data.root:
+        return []
+    root = Path(cfg.data.root)
+    return [p for p in (root / (cfg.data.image_dir or "images"), root / (cfg.data.mask_dir or "masks")) if p.is_dir()]
+
+
 def train(cfg: Config, resume: bool = False, force: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg``; under torchrun, as one rank of a data-parallel run (see dualseg/engine/distributed.py)."""
-    with distributed.process_group(cfg.train.device):
+    """Train ``cfg``; under torchrun, as one rank of a data-parallel run (see dualseg/engine/distributed.py).
+
+    Rank 0 holds ``output_dir`` exclusively (a second writer is refused) and follows the output-folder rules of
+    :mod:`dualseg.safety.outputs`; a fresh run that fails before its first checkpoint removes what it created (the
+    run directory, or its new entries in an existing folder). A run with a checkpoint is kept: it can be resumed."""
+    out = Path(cfg.output_dir)
+    last = out / CHECKPOINT_DIR / "last.pt"
+    with writing_into(out, _data_folders(cfg), overwrite=True if resume else None, lock=out,
+                      keep=lambda: resume or last.exists(), enabled=distributed.is_main_process()), \
+            distributed.process_group(cfg.train.device):
         return Trainer(cfg, resume=resume, force=force, progress=progress).fit()

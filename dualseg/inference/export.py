@@ -22,6 +22,8 @@ from torch import Tensor, nn
 
 from dualseg.errors import DualsegError
 from dualseg.inference.package import InferenceModel
+from dualseg.safety.atomic import atomic_write_text
+from dualseg.safety.outputs import check_separate, claim, writing_into
 
 FORMATS = ("package", "onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -74,15 +76,26 @@ def _second_size(h: int, w: int, divisor: int) -> tuple[int, int]:
 
 def export_model(
     loaded: InferenceModel, fmt: str, out: str | Path, size: Sequence[int] | None = None, atol: float = 1e-3,
+    overwrite: bool = False,
 ) -> dict:
     """Write ``out`` (a package folder, an ``.onnx`` or a TorchScript ``.pt`` file, and for the last two a sidecar
     ``<out>.json``); return the sidecar record (format, input size, dynamic size, largest difference from PyTorch).
-    Raises a DualsegError naming the model when it cannot be exported or its export does not match PyTorch."""
-    from dualseg.inference.package import save_package
-
+    Raises a DualsegError naming the model when it cannot be exported or its export does not match PyTorch.
+    ``out`` follows :mod:`dualseg.safety.outputs` (never the model it comes from; a file dualseg did not write is
+    replaced only with ``overwrite``)."""
     if fmt not in FORMATS:
         raise DualsegError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
+    if fmt == "package" and out.exists() and not out.is_dir():
+        raise DualsegError(f"{out} is a file; a package is a folder: give a folder path with -o")
+    check_separate(out, [loaded.source] if loaded.source else [])
+    with writing_into(out if fmt == "package" else out.parent, overwrite=overwrite):
+        return _export(loaded, fmt, out, size, atol)
+
+
+def _export(loaded: InferenceModel, fmt: str, out: Path, size: Sequence[int] | None, atol: float) -> dict:
+    from dualseg.inference.package import save_package
+
     if fmt == "package":
         save_package(loaded, out)
         return {"format": "package", "path": str(out)}
@@ -95,7 +108,7 @@ def export_model(
     x = torch.randn(1, model.in_channels, h, w)
     same_size = -x  # a second input of the traced size: catches traces that baked in value-dependent branches
     other = torch.randn(2, model.in_channels, *_second_size(h, w, divisor))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    claim(out)  # the exporters write ``out`` themselves
     try:
         with torch.no_grad():
             wrapped(x)  # a model that cannot even run at this size fails here with its own message
@@ -129,7 +142,7 @@ def export_model(
         "max_abs_diff_vs_pytorch": diff,
         "package": loaded.to_json(),
     }
-    Path(f"{out}.json").write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write_text(f"{out}.json", json.dumps(record, indent=1) + "\n")
     return record
 
 

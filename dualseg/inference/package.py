@@ -103,6 +103,18 @@ def _from_run(path: str | Path, which: str, device: torch.device | str) -> Infer
     )
 
 
+def _stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors file's header (nothing is read into memory)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118 - safe_open is not iterable
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise DualsegError(f"cannot load weights {weights}: {str(e).splitlines()[0][:160]}; re-export the "
+                           "package") from e
+
+
 def _from_package(path: str | Path, device: torch.device | str) -> InferenceModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_model as load_safetensors
@@ -116,16 +128,22 @@ def _from_package(path: str | Path, device: torch.device | str) -> InferenceMode
                 f"package {folder} has no {needed.name}; a package needs {CONFIG_FILE} and {WEIGHTS_FILE} "
                 "(re-create it with: dualseg export RUN_DIR --format package -o OUT)"
             )
+    from dualseg.inference.loading import build_fitting
+
     try:
         meta = json.loads(config_file.read_text())
         if meta.get("format") != PACKAGE_FORMAT:
             raise DualsegError(f"{config_file} is not a dualseg model package (format {meta.get('format')!r})")
         spec, inputs, pred = meta["model"], meta["input"], meta["prediction"]
-        model = dualseg.create_model(spec["name"], in_channels=spec["in_channels"], num_classes=spec["num_classes"],
-                                     **spec["args"])
+        if not isinstance(spec["args"], dict) or not isinstance(spec["name"], str):
+            raise TypeError("model.name must be a string and model.args a mapping")
         description = description_from_dict(meta["description"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DualsegError(f"{config_file} is malformed ({type(e).__name__}: {e}); re-export the package") from e
+        shapes = _stored_shapes(weights)
+        model = build_fitting(spec["name"], shapes, weights, in_channels=spec["in_channels"],
+                              num_classes=spec["num_classes"], **spec["args"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, ValueError) as e:
+        raise DualsegError(f"{config_file} is malformed ({type(e).__name__}: {str(e)[:160]}); re-export the "
+                           "package") from e
     try:
         missing, unexpected = load_safetensors(model, str(weights), strict=False)
     except (SafetensorError, OSError, RuntimeError) as e:
@@ -159,10 +177,11 @@ def save_package(loaded: InferenceModel, out_dir: str | Path) -> Path:
     """Write ``OUT_DIR/model.safetensors`` and ``OUT_DIR/model.json``; return the folder."""
     from safetensors.torch import save_model as save_safetensors
 
+    from dualseg.safety.atomic import atomic_target, atomic_write_text
+
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DualsegError(f"{out} is a file; a package is a folder: give a folder path with -o")
-    out.mkdir(parents=True, exist_ok=True)
     meta = loaded.to_json()
     try:
         text = json.dumps(meta, indent=1) + "\n"
@@ -170,9 +189,9 @@ def save_package(loaded: InferenceModel, out_dir: str | Path) -> Path:
         raise DualsegError(
             f"the model's settings cannot be written as JSON ({e}); use plain values in model.args"
         ) from e
-    save_safetensors(loaded.model, str(out / WEIGHTS_FILE), metadata={"format": PACKAGE_FORMAT,
-                                                                       "model": meta["model"]["name"]})
-    (out / CONFIG_FILE).write_text(text)
+    with atomic_target(out / WEIGHTS_FILE) as tmp:
+        save_safetensors(loaded.model, str(tmp), metadata={"format": PACKAGE_FORMAT, "model": meta["model"]["name"]})
+    atomic_write_text(out / CONFIG_FILE, text)
     return out
 
 

@@ -19,6 +19,8 @@ from dualseg.inference.package import InferenceModel, load_inference_model
 from dualseg.inference.predictor import predict_probabilities
 from dualseg.inference.volumes import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_volume, unit_range, write_volume
 from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
+from dualseg.safety.limits import out_of_memory_hint
+from dualseg.safety.outputs import claim, writing_into
 
 PROBABILITY_FORMATS = ("png", "npy")
 
@@ -40,6 +42,13 @@ def list_inputs(path: str | Path) -> list[Path]:
     files = sorted(p for p in path.iterdir() if p.is_file() and _supported(p))
     if not files:
         raise DualsegError(f"{path} holds no images or NIfTI volumes ({kinds})")
+    stems: dict[str, Path] = {}
+    for p in files:  # a.png and a.tif would both be predicted to a.png
+        stem = nifti_stem(p) if is_nifti(p) else p.stem
+        if stem in stems:
+            raise DualsegError(f"duplicate stem '{stem}': {stems[stem].name} and {p.name} in {path}; their "
+                               "predictions would have the same name: rename or move one")
+        stems[stem] = p
     return files
 
 
@@ -68,6 +77,10 @@ class PredictOptions:
             )
         if self.batch_size < 1 or self.sw_batch_size < 1:
             raise DualsegError("batch sizes must be >= 1")
+        if self.overlap is not None and not 0 <= self.overlap < 1:
+            raise DualsegError(f"--overlap must be in [0, 1), got {self.overlap}")
+        if self.roi_size is not None and (len(self.roi_size) != 2 or not all(1 <= s <= 65536 for s in self.roi_size)):
+            raise DualsegError(f"--roi-size must be two sides in 1..65536, got {list(self.roi_size)}")
 
 
 class _Runner:
@@ -151,7 +164,7 @@ def _read_2d(path: Path, channels: int, normalize: str) -> tuple[_Image2D, np.nd
     stored = read_image(path)
     raw = to_float(to_channels(stored, channels, path), path)
     stats = (raw.mean(axis=(0, 1)), raw.std(axis=(0, 1)))
-    x = np.ascontiguousarray(normalize_image(raw, normalize).transpose(2, 0, 1), dtype=np.float32)
+    x = np.ascontiguousarray(normalize_image(raw, normalize, path).transpose(2, 0, 1), dtype=np.float32)
     return _Image2D(path.stem, stored, stats, 16 if stored.dtype.itemsize > 1 else 8), x
 
 
@@ -159,6 +172,7 @@ def _read_2d(path: Path, channels: int, normalize: str) -> tuple[_Image2D, np.nd
 def predict_folder(
     model_path: str | Path, inputs: str | Path, output_dir: str | Path, which: str = "best",
     overlays: bool = True, device: str = "auto", progress: bool = True, options: PredictOptions | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Predict every input; return the written mask files.
 
@@ -166,7 +180,8 @@ def predict_folder(
     with options ``probabilities/`` and ``sr/<stem>.png``. NIfTI volumes: ``OUTPUT_DIR/<stem>.nii.gz`` (class
     indices, uint8, the input's shape, affine and header geometry), with probabilities
     ``probabilities/<stem>.nii.gz`` (float32, classes on a 4th axis). ``model_path``: run directory, checkpoint
-    or package folder.
+    or package folder. ``OUTPUT_DIR`` follows :mod:`dualseg.safety.outputs`: apart from the inputs and the model,
+    and a file dualseg did not write there is replaced only with ``overwrite``.
     """
     from dualseg.engine.seed import resolve_device
 
@@ -178,21 +193,34 @@ def predict_folder(
         raise DualsegError(f"SR images are written for 2D images only ({volumes[0].name} is a volume); drop --sr")
     dev = resolve_device(device)
     loaded = load_inference_model(model_path, which, dev)
-    channels = loaded.model.in_channels
     runner = _Runner(loaded, dev, options)
     out = Path(output_dir)
+    with writing_into(out, [inputs, loaded.source], overwrite=overwrite):
+        return _predict_all(files, loaded, runner, out, options, progress)
+
+
+def _predict_all(files: list[Path], loaded: InferenceModel, runner: _Runner, out: Path, options: PredictOptions,
+                 progress: bool) -> list[Path]:
     written: list[Path] = []
     images = [p for p in files if not is_nifti(p)]
+    volumes = [p for p in files if is_nifti(p)]
+    for path in images:  # a stranger's file where a mask goes is refused before any work, not halfway
+        claim(out / f"{path.stem}.png")
+    channels = loaded.model.in_channels
 
     def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
         for path in images:
             yield (*_read_2d(path, channels, loaded.normalize), None)
 
     bar = tqdm(total=len(files), desc="predict", disable=not progress)
+    lower = "--roi-size (sliding window), --sw-batch-size or --batch-size"
     for batch in _batches(model_inputs(), options.batch_size):
         metas, inputs = [b[0] for b in batch], [b[1] for b in batch]
         batch.clear()
-        for image, result in zip(metas, runner(inputs)):
+        h, w = inputs[0].shape[1:]
+        with out_of_memory_hint(f"predicting {metas[0].stem} ({w}x{h})", lower):
+            results = runner(inputs)
+        for image, result in zip(metas, results):
             labels = result["labels"]
             write_prediction(out, image.stem, loaded.description.decode_labels(labels), image.stored, labels,
                              loaded.description.background, options.overlays)

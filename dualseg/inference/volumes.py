@@ -67,10 +67,11 @@ def unit_range(volume: np.ndarray) -> np.ndarray:
 def write_volume(array: np.ndarray, reference, path: str | Path, dtype: type = np.uint8) -> Path:
     """Write ``array`` of shape ``(Z, Y, X[, K])`` (slices as :func:`read_volume` returns them, optionally with K
     values per voxel) as NIfTI ``(X, Y, Z[, K])`` with the reference image's affine and header geometry."""
-    import nibabel as nib
+    import gzip
+
+    from dualseg.safety.atomic import atomic_write
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     axes = (2, 1, 0, 3) if array.ndim == 4 else (2, 1, 0)
     data = np.ascontiguousarray(array.transpose(axes)).astype(dtype)
     if data.ndim == 3 and data.shape != reference.shape and data.size == np.prod(reference.shape):
@@ -86,7 +87,6 @@ def write_volume(array: np.ndarray, reference, path: str | Path, dtype: type = n
         out.set_sform(sform, int(sform_code))
     if qform is not None:
         out.set_qform(qform, int(qform_code))
-    tmp = path.with_name(f".{path.name}.tmp{''.join(path.suffixes)}")
-    nib.save(out, str(tmp))
-    tmp.replace(path)
+    data = out.to_bytes()
+    atomic_write(path, lambda f: f.write(gzip.compress(data, mtime=0) if path.name.lower().endswith(".gz") else data))
     return path

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from dualseg.data.io import write_png_atomic
+from dualseg.safety.atomic import atomic_write
 
 # Distinct colours for classes 1..N (class 0 is left transparent when it is the background).
 PALETTE = np.array(
@@ -53,21 +54,6 @@ def write_prediction(
         write_png_atomic(overlay(image, labels, background), out_dir / "overlays" / f"{stem}.png")
 
 
-def _save_npy_atomic(array: np.ndarray, path: Path) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npy", dir=path.parent)
-    os.close(fd)
-    try:
-        np.save(tmp, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_probabilities(
     out_dir: Path, stem: str, probs: np.ndarray, class_names: list[str], background: int | None, fmt: str = "png",
 ) -> None:
@@ -79,7 +65,7 @@ def write_probabilities(
     """
     folder = out_dir / "probabilities"
     if fmt == "npy":
-        _save_npy_atomic(probs.astype(np.float16), folder / f"{stem}.npy")
+        atomic_write(folder / f"{stem}.npy", lambda f: np.save(f, probs.astype(np.float16)))
         return
     names = class_names + [f"class_{c}" for c in range(len(class_names), probs.shape[0])]
     for c in range(probs.shape[0]):

@@ -21,6 +21,7 @@ from dualseg.report.overlays import LEGEND, write_case_overlays
 from dualseg.report.runs import RunResult, load_runs, select_metrics
 from dualseg.report.statistics import compare_runs
 from dualseg.report.tables import Cell, Table, class_tables, method_table, pooled_table, significance_table
+from dualseg.safety.outputs import writing_into
 
 
 def slug(name: str) -> str:
@@ -70,17 +71,27 @@ def build_report(
     data_root: str | None = None,
     max_side: int | None = 384,
     title: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Write the report of ``run_dirs`` (each evaluated on ``split``) to ``out_dir``; return the written files.
 
     ``cases``: best and worst images drawn per run (0: no overlays; they need the run's checkpoint and data).
     ``case_metric``: the per-image foreground-mean metric that ranks them (default: the first shown metric).
-    ``reference``: the run the others are tested against (default: the first).
+    ``reference``: the run the others are tested against (default: the first). ``out_dir`` follows
+    :mod:`dualseg.safety.outputs` (apart from the runs; files dualseg did not write are replaced only with
+    ``overwrite``).
     """
     runs = load_runs(run_dirs, split, names)
     shown = select_metrics(runs, metrics)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with writing_into(out, [r.path for r in runs], overwrite=overwrite):
+        return _write_report(runs, shown, out, split, cases, case_metric, reference, checkpoint, data_root, max_side,
+                             title)
+
+
+def _write_report(runs: list[RunResult], shown: list[str], out: Path, split: str, cases: int, case_metric: str | None,
+                  reference: str | None, checkpoint: str, data_root: str | None, max_side: int | None,
+                  title: str | None) -> dict[str, Path]:
     labels = [r.name for r in runs]
     if reference is not None and reference not in labels:
         raise DualsegError(f"--reference '{reference}' is not a run name; names: {', '.join(labels)}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from dualseg.safety.atomic import atomic_write
+
 
 def plot_curves(metrics_csv: str | Path, out_png: str | Path, title: str | None = None) -> Path:
     """Plot every ``train_*`` column (loss terms) and every ``val_*``/``test_*`` metric against the epoch."""
@@ -39,8 +41,7 @@ def plot_curves(metrics_csv: str | Path, out_png: str | Path, title: str | None 
         fig.suptitle(title)
     fig.tight_layout()
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
+    atomic_write(out_png, lambda f: fig.savefig(f, dpi=110, format="png"))
     plt.close(fig)
     return out_png
 
@@ -83,7 +84,6 @@ def plot_runs(runs: list[tuple[str, Path]], out_png: str | Path, metric: str = "
             ax.legend(fontsize=8)
     fig.tight_layout()
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
+    atomic_write(out_png, lambda f: fig.savefig(f, dpi=110, format="png"))
     plt.close(fig)
     return out_png

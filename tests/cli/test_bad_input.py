@@ -25,6 +25,7 @@ from PIL import Image
 
 import dualseg
 import dualseg.engine.checkpoint as checkpoint_module
+import dualseg.safety.atomic as atomic_module
 from dualseg.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -287,7 +288,7 @@ def test_output_dir_not_writable(tmp_path, capsys, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", kwargs.get("dir"))
 
-    monkeypatch.setattr(checkpoint_module.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(atomic_module.tempfile, "mkstemp", denied)
     assert_error(capsys, main(train_argv(tmp_path, root)), "Permission denied", "/run",
                  "choose a folder you can write to")
     assert_nothing_half_written(tmp_path)
@@ -381,7 +382,8 @@ def test_checkpoint_holding_another_models_weights(trained, tmp_path, capsys):
     state["model"] = dualseg.create_model("unet", in_channels=1, num_classes=3, channels=[4, 8, 16]).state_dict()
     torch.save(state, tmp_path / "mixed.pt")
     assert_error(capsys, main(["predict", str(tmp_path / "mixed.pt"), str(trained[1] / "images"),
-                               str(tmp_path / "pred")]), "mixed.pt", "weights do not fit model 'unet'")
+                               str(tmp_path / "pred")]), "mixed.pt", "does not fit model 'unet'",
+                 "head.bias: stored [3], model [2]")
 
 
 def test_resume_with_another_class_count(trained, tmp_path, capsys):
