@@ -30,7 +30,7 @@ import torch.nn as nn
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-from dualseg.engine.precision import autocast, resolve_precision
+from dualseg.engine.precision import autocast, cpu_has_native_bf16, resolve_precision
 from dualseg.errors import DualsegError
 
 FLOPS_NOTE = (
@@ -52,11 +52,19 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_kind() -> str:
+    """The CPU's vector instruction set as torch dispatches on it (``AVX512``, ``AVX2``, ...), with ``+bf16``
+    where it computes bf16 natively (AMX or AVX512-BF16): machines of one model name differ in this."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability + ("+bf16" if cpu_has_native_bf16() else "")
+
+
 def machine() -> dict[str, Any]:
-    """CPU, torch threads, GPU, torch and Python versions, and the automatic precision of this machine."""
+    """CPU (model and kind), torch threads, GPU, torch and Python versions, and the automatic precision."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu_name(),
+        "cpu_kind": cpu_kind(),
         "cores": torch.get_num_threads(),
         "gpu": gpu,
         "torch": torch.__version__,
@@ -66,10 +74,14 @@ def machine() -> dict[str, Any]:
 
 
 def machine_tag(info: dict[str, Any]) -> str:
-    """Results folder name: the GPU name (lower case, dashes) or ``cpu-<threads>core``."""
+    """Results folder name: the GPU name (lower case, dashes); ``cpu-<threads>core`` on CPUs with native bf16
+    (the machine of the first committed results), ``cpu-<threads>core-<kind>`` (e.g. ``cpu-2core-avx512``) on the
+    others, so figures of different CPU kinds never share a folder."""
     if info["gpu"]:
         return info["gpu"].lower().replace(" ", "-")
-    return f"cpu-{info['cores']}core"
+    kind = info.get("cpu_kind", "")
+    suffix = "" if not kind or kind.endswith("+bf16") else f"-{kind.lower()}"
+    return f"cpu-{info['cores']}core{suffix}"
 
 
 def git_commit(cwd: str | Path) -> str:

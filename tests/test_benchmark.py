@@ -157,3 +157,14 @@ def test_channels_last_layout_same_counts():
     nchw = benchmark_model("unet", input_size=(64, 64), model_args=TINY, **FAST)
     assert nhwc["channels_last"] is True and nchw["channels_last"] is False
     assert nhwc["gmacs"] == nchw["gmacs"] and nhwc["params"] == nchw["params"]
+
+
+def test_machine_tag_separates_cpu_kinds():
+    from dualseg.benchmark import machine_tag
+
+    base = {"gpu": None, "cores": 2}
+    assert machine_tag({**base, "cpu_kind": "AVX512+bf16"}) == "cpu-2core"
+    assert machine_tag({**base, "cpu_kind": "AVX512"}) == "cpu-2core-avx512"
+    assert machine_tag({**base, "cpu_kind": "AVX2"}) == "cpu-2core-avx2"
+    assert machine_tag({**base, "cpu": "x"}) == "cpu-2core"  # records written before cpu_kind existed
+    assert machine_tag({**base, "gpu": "NVIDIA H200"}) == "nvidia-h200"

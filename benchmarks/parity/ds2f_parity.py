@@ -7,7 +7,7 @@ are stored exactly), copy them to ours through an explicit key map, run both in 
 forward and backward, and write ``tests/fixtures/parity/ds2f_parity.safetensors`` (our weights, inputs, their
 outputs and gradients) + ``ds2f_parity.json``. The tests (``tests/models/test_parity_ds2f.py``) need neither this
 script nor the authors' code. Then one training step (forward + backward) of each part is timed, ours vs theirs,
-at identical weights and input, into ``benchmarks/results/cpu-2core/official_compare_ds2f.md``.
+at identical weights and input, into ``benchmarks/results/<machine>/official_compare_ds2f.md``.
 
     git --git-dir=/work/.mirror/Qsingle+imed_vision/repo archive HEAD | tar -x -C /tmp/imed_vision
     pip install --target /tmp/pylib_msssim --no-deps pytorch-msssim==1.0.0
@@ -40,12 +40,12 @@ from safetensors.torch import save_file
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from dualseg.benchmark import machine, machine_tag  # noqa: E402
 from dualseg.losses.proxy import RMILoss, SSIMLoss  # noqa: E402
 from dualseg.models.blocks.cross_gate import MRCAB, MSConv, MultiScaleCrossGate  # noqa: E402
 from dualseg.models.ds2f import DS2FUNet  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "parity" / "ds2f_parity.safetensors"
-REPORT = REPO / "benchmarks" / "results" / "cpu-2core" / "official_compare_ds2f.md"
 
 
 # --------------------------------------------------------------------------------------------- their code, imported
@@ -383,6 +383,7 @@ def main() -> None:
     p.add_argument("--no-timing", action="store_true")
     args = p.parse_args()
     sys.path[:0] = args.extra_path
+    tag = machine_tag(machine())  # the machine's folder (its core count), before timing on fixed threads
     torch.set_num_threads(args.threads)
     theirs = load_theirs(args.code)
     store, meta = build_fixture(theirs)
@@ -395,8 +396,10 @@ def main() -> None:
     print(f"wrote {FIXTURE} ({FIXTURE.stat().st_size / 1024:.0f} KiB, {len(store)} tensors)")
     if not args.no_timing:
         rows = time_parts(theirs, args.reps)
-        REPORT.write_text(write_report(rows, args.threads, args.reps, args.commit))
-        print(REPORT.read_text())
+        report = REPO / "benchmarks" / "results" / tag / "official_compare_ds2f.md"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(write_report(rows, args.threads, args.reps, args.commit))
+        print(report.read_text())
 
 
 if __name__ == "__main__":
