@@ -58,6 +58,7 @@ class Job:
     lr: float | str | None = None  # a number, 'from_sweep' (the arm's best sweep lr on val) or None (the config's)
     sweep: bool = False  # a learning-rate sweep job (evaluated on val; picks the lr of 'from_sweep' jobs)
     convention: str = "per_image"
+    quick: list[str] = field(default_factory=list)  # applied only with --quick: small sizes for tests of the path
 
     @property
     def blocked(self) -> str | None:
@@ -86,9 +87,10 @@ def _listify(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def load_plan(path: str | Path) -> Plan:
+def load_plan(path: str | Path, first: int | None = None) -> Plan:
     """Read a plan: top-level facts, ``defaults`` merged into every job (overrides: defaults first), and job entries
-    whose ``seed`` or ``lr`` is a list expanded into one job per value (ids ``<id>_s<seed>``, ``<id>_lr<lr>``)."""
+    whose ``seed`` or ``lr`` is a list expanded into one job per value (ids ``<id>_s<seed>``, ``<id>_lr<lr>``);
+    ``first``: keep only the first that many values of each list (quick runs of the path)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -107,7 +109,7 @@ def load_plan(path: str | Path) -> Plan:
         defaults.setdefault("convention", data["convention"])
     jobs: list[Job] = []
     for entry in data["jobs"]:
-        merged = {**defaults, **entry, "overrides": [*defaults.get("overrides", []), *entry.get("overrides", [])]}
+        merged = {**defaults, **entry, **{k: [*defaults.get(k, []), *entry.get(k, [])] for k in ("overrides", "quick")}}
         bad = set(merged) - JOB_KEYS
         if bad:
             raise CampaignError(f"{path}: job {entry.get('id')!r} has unknown keys {sorted(bad)}")
@@ -116,12 +118,14 @@ def load_plan(path: str | Path) -> Plan:
             raise CampaignError(f"{path}: job {entry.get('id')!r} lacks {sorted(missing)}")
         if merged["arm"] not in data["arms"]:
             raise CampaignError(f"{path}: job {merged['id']!r} names arm {merged['arm']!r}, not one of the plan's arms")
-        seeds, lrs = _listify(merged["seed"]), _listify(merged.get("lr"))
-        for seed in seeds:
-            for lr in lrs:
-                job_id = merged["id"] + (f"_lr{lr:g}" if len(lrs) > 1 else "") + (f"_s{seed}" if len(seeds) > 1 else "")
+        seed_list, lr_list = isinstance(merged["seed"], list), isinstance(merged.get("lr"), list)
+        for seed in _listify(merged["seed"])[:first]:
+            for lr in _listify(merged.get("lr"))[:first]:
+                job_id = merged["id"] + (f"_lr{lr:g}" if lr_list else "") + (f"_s{seed}" if seed_list else "")
                 jobs.append(Job(**{**merged, "id": job_id, "seed": int(seed), "lr": lr},
                                 comparison=data["comparison"]))
+    # sweeps first (their lr feeds 'from_sweep'), then seed by seed: a campaign stopped early has equal seeds per arm
+    jobs = sorted(jobs, key=lambda j: (not j.sweep, j.seed if not j.sweep else 0))
     ids = [j.id for j in jobs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -317,12 +321,22 @@ def describe(job: Job, plan: Plan, done: dict[str, Any], scale: float) -> str:
             f"eval {job.split}" + (f" {' '.join(job.overrides)}" if job.overrides else ""))
 
 
-def eta_line(done_min: float, left_budget_min: float, used_budget_min: float) -> str:
-    """Remaining time from the budgets left, scaled by the observed wall time per budget minute (1.1 before any)."""
-    ratio = done_min / used_budget_min if used_budget_min > 0 else 1.1
-    left = left_budget_min * ratio
+DEFAULT_OVERHEAD_MIN = 1.0  # set-up, last epoch past the limit and evaluation of a job, before one is measured
+
+
+def eta_line(left_budgets: list[float], overhead_min: float) -> str:
+    """Remaining time: the budgets left plus the measured per-job overhead (wall time beyond the budget) each."""
+    left = sum(left_budgets) + len(left_budgets) * overhead_min
     finish = dt.datetime.now() + dt.timedelta(minutes=left)
     return f"ETA {left / 60:.1f} h (about {finish:%a %H:%M})"
+
+
+def stand_in(plans: list[Plan], replacement: list[str]) -> None:
+    """Replace every placeholder override by ``replacement`` (tests of the path only)."""
+    for plan in plans:
+        for job in plan.jobs:
+            if job.blocked:
+                job.overrides = [x for o in job.overrides for x in (replacement if PLACEHOLDER in o else [o])]
 
 
 def run_plans(plans: list[Plan], args: argparse.Namespace) -> int:
@@ -352,28 +366,35 @@ def run_plans(plans: list[Plan], args: argparse.Namespace) -> int:
             print(f"skip {p.comparison}/{j.id}: blocked by placeholder {j.blocked!r}", flush=True)
     for p in {p.comparison: p for p, _ in runnable}.values():
         check_machine(comparison_dir(results_root, name, p.comparison), info)
-    spent_wall = spent_budget = 0.0
+    overheads: list[float] = []
+    start = time.perf_counter()
     for n, (plan, job) in enumerate(runnable, start=1):
         done = plan_done[plan.comparison]
         budget = job.budget_min * args.budget_scale
+        overhead = sum(overheads) / len(overheads) if overheads else DEFAULT_OVERHEAD_MIN
+        late = args.stop_after is not None and (time.perf_counter() - start) / 60 + budget + overhead > args.stop_after
+        if late:
+            print(f"stop: {len(runnable) - n + 1} jobs left would end after --stop-after {args.stop_after:g} min",
+                  flush=True)
+            break
         folder = comparison_dir(results_root, name, plan.comparison)
         run_dir = Path(args.runs_dir) / name / plan.comparison / job.id
-        recipe = recipe_overrides(job, resolved_lr(job, plan, done), args.data_root, args.overrides)
+        extra = [*(job.quick if args.quick else []), *args.overrides]
+        recipe = recipe_overrides(job, resolved_lr(job, plan, done), args.data_root, extra)
         print(f"[{n}/{len(runnable)}] {plan.comparison}/{job.id}: start ({budget:g} min) {dt.datetime.now():%H:%M}",
               flush=True)
         t0 = time.perf_counter()
         result = run_job(job, plan, recipe, run_overrides(job, run_dir, budget, threads), run_dir, args.resume)
         result["budget_scale"] = args.budget_scale
-        result["campaign_set"] = args.overrides
+        result["campaign_set"] = extra
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{job.id}.json").write_text(json.dumps(result, indent=1) + "\n")
         done[job.id] = result
-        spent_wall += (time.perf_counter() - t0) / 60
-        spent_budget += budget
-        left = sum(j.budget_min * args.budget_scale for _, j in runnable[n:])
+        overheads.append((time.perf_counter() - t0) / 60 - budget)
+        left = [j.budget_min * args.budget_scale for _, j in runnable[n:]]
         print(f"[{n}/{len(runnable)}] {plan.comparison}/{job.id}: {job.split} Dice {result['mean']:.4f}, "
               f"{result['steps']} steps in {result['train_minutes']:.1f} min, data wait {result['data_wait_mean']:.1%}"
-              f" -> {folder / (job.id + '.json')}; {eta_line(spent_wall, left, spent_budget)}", flush=True)
+              f" -> {folder / (job.id + '.json')}; {eta_line(left, sum(overheads) / len(overheads))}", flush=True)
     return 0
 
 
@@ -395,15 +416,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="multiply every budget (tests of the path; needs --results-dir outside benchmarks/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="extra KEY=VALUE for every job (tests; needs --results-dir outside benchmarks/)")
+    parser.add_argument("--quick", action="store_true", help="apply the jobs' 'quick' overrides (tests)")
+    parser.add_argument("--first", type=int, help="only the first N seeds/lrs of each plan entry (tests)")
+    parser.add_argument("--stand-in", action="append", default=[], metavar="KEY=VALUE",
+                        help="replace the plans' placeholder overrides by this (tests)")
+    parser.add_argument("--stop-after", type=float, metavar="MIN",
+                        help="start no job that would end later than MIN minutes from now (wall-clock windows)")
     args = parser.parse_args(argv)
     try:
         default_results = Path(args.results_dir).resolve() == (ROOT / "results").resolve()
-        if (args.budget_scale != 1.0 or args.overrides) and default_results and not args.dry_run:
-            raise CampaignError("--budget-scale/--set runs are tests: write them elsewhere with --results-dir DIR "
-                                "(benchmarks/results holds only the plans' own runs)")
+        testing = args.budget_scale != 1.0 or args.overrides or args.first or args.stand_in or args.quick
+        if testing and default_results and not args.dry_run:
+            raise CampaignError("--budget-scale/--set/--first/--stand-in/--quick runs are tests: write them elsewhere "
+                                "with --results-dir DIR (benchmarks/results holds only the plans' own runs)")
         if args.nice:
             os.nice(19)
-        plans = [load_plan(p) for p in args.plans]
+        plans = [load_plan(p, args.first) for p in args.plans]
+        if args.stand_in:
+            stand_in(plans, args.stand_in)
         return run_plans(plans, args)
     except DualsegError as e:  # plan problems and the package's own one-line errors
         print(f"error: {e}", file=sys.stderr)

@@ -65,9 +65,10 @@ def fake_result(job: campaign.Job, per_case: dict[str, float], info: dict | None
 # --- plans ----------------------------------------------------------------------------------------------------
 def test_plan_expands_seeds_and_lrs_and_merges_defaults(plan: campaign.Plan) -> None:
     ids = [j.id for j in plan.jobs]
-    assert ids == ["sweep_b_lr0.001", "sweep_b_lr0.01", "sweep_b_lr0.1", "m_s0", "m_s1", "m_s2", "b_s0", "b_s1",
+    # sweeps first, then seed by seed (a campaign stopped early leaves equal seeds per arm)
+    assert ids == ["sweep_b_lr0.001", "sweep_b_lr0.01", "sweep_b_lr0.1", "m_s0", "b_s0", "m_s1", "b_s1", "m_s2",
                    "b_s2"]
-    sweep, m1 = plan.jobs[1], plan.jobs[4]
+    sweep, m1 = plan.jobs[1], plan.jobs[5]
     assert (sweep.lr, sweep.seed, sweep.budget_min, sweep.split, sweep.sweep) == (0.01, 0, 1, "val", True)
     assert (m1.seed, m1.budget_min, m1.split, m1.comparison) == (1, 2, "test", "toy")
     assert m1.overrides == ["train.epochs=1000"]
@@ -111,11 +112,11 @@ def test_from_sweep_takes_the_best_validation_lr(plan: campaign.Plan) -> None:
     done = {j.id: fake_result(j, {"a": d}, lr=j.lr) for j, d in zip(sweeps[:2], [0.7, 0.8])}
     assert campaign.sweep_choice(plan, "b", done) == (None, ["sweep_b_lr0.1"])
     with pytest.raises(campaign.CampaignError, match="needs the sweep jobs"):
-        campaign.resolved_lr(plan.jobs[6], plan, done)
+        campaign.resolved_lr(plan.jobs[4], plan, done)
     done[sweeps[2].id] = fake_result(sweeps[2], {"a": 0.75}, lr=0.1)
-    assert campaign.resolved_lr(plan.jobs[6], plan, done) == 0.01
+    assert campaign.resolved_lr(plan.jobs[4], plan, done) == 0.01
     done[sweeps[2].id] = fake_result(sweeps[2], {"a": 0.8}, lr=0.1)  # a tie: the first in plan order
-    assert campaign.resolved_lr(plan.jobs[6], plan, done) == 0.01
+    assert campaign.resolved_lr(plan.jobs[4], plan, done) == 0.01
     assert campaign.resolved_lr(plan.jobs[3], plan, done) is None  # the method keeps its config's lr
 
 
@@ -136,7 +137,7 @@ def test_runner_skips_done_jobs_and_writes_each_result(tmp_path: Path, plan: cam
     monkeypatch.setattr(campaign, "run_job", fake_run_job)
     folder = tmp_path / "results/box/campaign/toy"
     folder.mkdir(parents=True)
-    (folder / "m_s1.json").write_text(json.dumps(fake_result(plan.jobs[4], {"a": 0.9})))
+    (folder / "m_s1.json").write_text(json.dumps(fake_result(plan.jobs[5], {"a": 0.9})))
     assert campaign.main(_args(tmp_path, plan.path)) == 0
     ran = [c[0] for c in calls]
     assert "m_s1" not in ran and len(ran) == 8
