@@ -258,3 +258,21 @@ def test_comparisons_writes_json_markdown_and_curves(tmp_path: Path, plan: campa
     text = md.read_text()
     assert "**better**" in text and "## Rules" in text and "curves/box/toy.png" in text
     assert (tmp_path / "curves/box/toy.png").stat().st_size > 1000
+
+
+def test_first_quick_and_stand_in_for_tests_of_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    text = PLAN.replace("overrides: [train.epochs=1000]}", "overrides: ['data.split=TODO(x)'], quick: [a=1]}")
+    path.write_text(text.replace("seed: [0, 1, 2]}\n  - {id: b,", "seed: [0, 1, 2], quick: [b=2]}\n  - {id: b,"))
+    plan = campaign.load_plan(path, first=1)
+    assert [j.id for j in plan.jobs] == ["sweep_b_lr0.001", "m_s0", "b_s0"]  # ids as in the full plan
+    assert plan.jobs[1].quick == ["a=1", "b=2"] and plan.jobs[2].quick == ["a=1"]
+    campaign.stand_in([plan], ["data.split.test_fraction=0.2"])
+    assert plan.jobs[0].overrides == ["data.split.test_fraction=0.2"] and plan.jobs[0].blocked is None
+
+
+def test_stop_after_starts_no_job_that_would_end_too_late(tmp_path: Path, plan: campaign.Plan, monkeypatch,
+                                                           capsys) -> None:
+    monkeypatch.setattr(campaign, "run_job", lambda *a: pytest.fail("no job may start"))
+    assert campaign.main(_args(tmp_path, plan.path, "--stop-after", "1.5")) == 0  # 1 min budget + 1 min overhead
+    assert "stop: 9 jobs left" in capsys.readouterr().out

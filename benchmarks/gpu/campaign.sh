@@ -3,7 +3,8 @@
 #
 #   benchmarks/gpu/campaign.sh OUT            # on the GPU machine: results in OUT/<machine>/, OUT/COMPARISONS.md
 #   benchmarks/gpu/campaign.sh OUT --smoke    # the same script on CPU in under 2 minutes (tiny budgets and data)
-#   options: --data DIR (datasets; default benchmarks/gpu/data, unpacked from carry/data-*/part when absent)
+#   options: --data DIR (datasets; default benchmarks/gpu/data, unpacked from CARRY/data-*/part when absent)
+#            --carry DIR (what prepare.py wrote: wheels/, data-*/; default benchmarks/gpu/carry)
 #            --minutes M (wall-clock limit of the comparisons, default 7; the rest is set-up and aggregation)
 #
 # Without network: installs carry/wheels/*.whl into a private folder (pip --no-index --target) when MONAI is not
@@ -13,36 +14,37 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-OUT="" SMOKE=0 DATA="$HERE/data" MINUTES=7
+OUT="" SMOKE=0 DATA="$HERE/data" CARRY="$HERE/carry" MINUTES=7
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 ;;
         --data) DATA="$2"; shift ;;
+        --carry) CARRY="$2"; shift ;;
         --minutes) MINUTES="$2"; shift ;;
         -*) echo "error: unknown option $1" >&2; exit 2 ;;
         *) OUT="$1" ;;
     esac
     shift
 done
-[ -n "$OUT" ] || { echo "usage: $0 OUT [--smoke] [--data DIR] [--minutes M]" >&2; exit 2; }
+[ -n "$OUT" ] || { echo "usage: $0 OUT [--smoke] [--data DIR] [--carry DIR] [--minutes M]" >&2; exit 2; }
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 PY="${PYTHON:-python3}"
 START=$(date +%s)
 
 # 1. packages: the bundled wheels, only where MONAI is missing
-DEPS="$HERE/.pydeps"
+DEPS="$OUT/.pydeps"
 if ! "$PY" -c "import monai, matplotlib, tensorboard" 2>/dev/null; then
-    [ -d "$HERE/carry/wheels" ] || { echo "error: MONAI missing and no $HERE/carry/wheels; run prepare.py" >&2; exit 2; }
-    "$PY" -m pip install -q --no-index --no-deps --target "$DEPS" "$HERE"/carry/wheels/*.whl
+    [ -d "$CARRY/wheels" ] || { echo "error: MONAI missing and no $CARRY/wheels; run prepare.py" >&2; exit 2; }
+    "$PY" -m pip install -q --no-index --no-deps --target "$DEPS" "$CARRY"/wheels/*.whl
 fi
 export PYTHONPATH="$REPO${DEPS:+:$DEPS}${PYTHONPATH:+:$PYTHONPATH}"
 
 # 2. data: unpack the carried parts once
 if [ ! -d "$DATA/acdc" ]; then
-    ls "$HERE"/carry/data-*/part >/dev/null 2>&1 || { echo "error: no $DATA and no carry/data-*/part; run prepare.py" >&2; exit 2; }
+    ls "$CARRY"/data-*/part >/dev/null 2>&1 || { echo "error: no $DATA and no $CARRY/data-*/part; run prepare.py" >&2; exit 2; }
     mkdir -p "$DATA"
-    cat $(ls "$HERE"/carry/data-*/part | sort -V) | tar -xJ -C "$DATA"
+    cat $(ls "$CARRY"/data-*/part | sort -V) | tar -xJ -C "$DATA"
 fi
 
 # 3. the comparisons, side by side
