@@ -151,12 +151,12 @@ def read_results(folder: Path) -> dict[str, dict[str, Any]]:
 def machine_key(info: dict[str, Any]) -> str:
     """What must be equal across one comparison: CPU model (or GPU), threads and the automatic precision (two
     machines can share a generic CPU name but not bf16 support)."""
-    return f"{info['gpu'] or info['cpu']} ({info['cores']} threads, auto precision {info['precision']})"
+    return f"{info['gpu'] or info['cpu']} ({info['cores']} threads, auto precision {precision_name(info['precision'])})"
 
 
 def precision_name(dtype: Any) -> str:
-    """'fp32' for no autocast, else 'bf16' / 'fp16'."""
-    return {None: "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}[None if dtype is None else str(dtype)]
+    """'fp32' for no autocast (None, or its string), else 'bf16' / 'fp16'."""
+    return {"None": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(dtype), str(dtype))
 
 
 def check_machine(folder: Path, info: dict[str, Any]) -> None:

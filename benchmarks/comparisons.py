@@ -133,6 +133,7 @@ def compare_pair(plan: Plan, pair: dict[str, Any], results: dict[str, dict[str, 
         "notes": [],
         "reason": pair.get("reason", ""),
     }
+    row["budget_min"] = [round(b, 3) for b in row["budget_min"]]
     if len(row["budget_min"]) == 1:
         row["budget_min"] = row["budget_min"][0]
     row["notes"] = row_notes(row, method + baseline)
@@ -146,9 +147,11 @@ def row_notes(row: dict[str, Any], results: list[dict[str, Any]]) -> list[str]:
         notes.append(f"fewer than {MIN_SEEDS} seeds per arm so far")
     if isinstance(row["budget_min"], list):
         notes.append("the arms had different budgets")
-    if not row["baseline_converged"]:
-        notes.append(f"baseline not converged (gains {row['baseline_val_gain_last20']} Dice points over the last "
-                     "20% of training)")
+    gain = row["baseline_val_gain_last20"]
+    if gain is None:
+        notes.append("baseline convergence unknown (no validation before 80% of its training)")
+    elif not row["baseline_converged"]:
+        notes.append(f"baseline not converged (gains {gain:.2f} Dice points over the last 20% of training)")
     early = sorted({r["job"] for r in results if r["stopped_by"] != "time"})
     if early:
         notes.append(f"stopped before the time limit: {', '.join(early)}")
@@ -182,6 +185,7 @@ def plot_curves(plan: Plan, results: dict[str, dict[str, Any]], path: Path) -> N
         for i, r in enumerate(arm_results(plan, arm, results)):
             curve = r["val_curve"]
             ax.plot([c["minutes"] for c in curve], [c["val_dice"] for c in curve], color=f"C{k}", alpha=0.8,
+                    marker="o", markersize=2,
                     label=f"{plan.arms[arm]['model']} (lr {r['lr']:g})" if i == 0 else None)
             if r["role"] == "baseline" and curve:
                 ax.axvline(0.8 * curve[-1]["minutes"], color=f"C{k}", ls=":", lw=0.8)
