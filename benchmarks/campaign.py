@@ -16,6 +16,7 @@ format, the learning-rate sweep (``lr: from_sweep``) and the rules: benchmarks/C
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -24,6 +25,8 @@ import os
 import shutil
 import sys
 import time
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,9 +152,10 @@ def read_results(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def machine_key(info: dict[str, Any]) -> str:
-    """What must be equal across one comparison: CPU model (or GPU), threads and the automatic precision (two
-    machines can share a generic CPU name but not bf16 support)."""
-    return f"{info['gpu'] or info['cpu']} ({info['cores']} threads, auto precision {precision_name(info['precision'])})"
+    """What must be equal across one comparison: CPU model (or GPU), threads, the automatic precision (two
+    machines can share a generic CPU name but not bf16 support) and the clock the budgets were counted on."""
+    return (f"{info['gpu'] or info['cpu']} ({info['cores']} threads, auto precision "
+            f"{precision_name(info['precision'])}, {info.get('clock', 'wall')} clock)")
 
 
 def precision_name(dtype: Any) -> str:
@@ -239,7 +243,26 @@ def stopped_by(state: dict[str, Any], cfg: Any) -> str:
     return "epochs" if state["epoch"] >= cfg.train.epochs else "early_stopping"
 
 
-def run_job(job: Job, plan: Plan, recipe: list[str], run: list[str], run_dir: Path, resume: bool) -> dict[str, Any]:
+@contextlib.contextmanager
+def trainer_clock(clock: str) -> Iterator[None]:
+    """Count the training budget on this clock: 'wall' (the trainer's own perf_counter) or 'process' (the CPU time
+    of this process: on a CPU machine shared with other work, equal budgets stay equal compute; one thread and
+    in-process data loading, so it counts the model and the loading). Swaps the clock the trainer reads."""
+    from dualseg.engine import trainer as trainer_module
+
+    if clock == "wall":
+        yield
+        return
+    saved = trainer_module.time
+    trainer_module.time = types.SimpleNamespace(perf_counter=time.process_time)
+    try:
+        yield
+    finally:
+        trainer_module.time = saved
+
+
+def run_job(job: Job, plan: Plan, recipe: list[str], run: list[str], run_dir: Path, resume: bool,
+            clock: str = "wall") -> dict[str, Any]:
     """Train (or continue) and evaluate one job; return its result record."""
     import torch
 
@@ -271,12 +294,13 @@ def run_job(job: Job, plan: Plan, recipe: list[str], run: list[str], run_dir: Pa
         if ckpt_state is not None and ckpt_state["train_seconds"] >= limit_s:
             state = ckpt_state  # the budget was spent before the stop: do not train another epoch
         else:
-            state = train(cfg, resume=last.is_file(), progress=False)
+            with trainer_clock(clock):
+                state = train(cfg, resume=last.is_file(), progress=False)
         state = {k: state[k] for k in ("epoch", "step", "best", "best_epoch", "train_seconds")}
         atomic_write_text(marker, json.dumps(state))
     summary, _ = evaluate_run(run_dir, job.split, progress=False, convention=job.convention)
     cases = summary.get("per_volume") or summary["per_image"]
-    info = {**machine(), "cores": cfg.train.threads or torch.get_num_threads()}
+    info = {**machine(), "cores": cfg.train.threads or torch.get_num_threads(), "clock": clock}
     precision = precision_name(resolve_precision(cfg.train.precision, resolve_device(cfg.train.device)))
     wait_mean, wait_max = data_wait_fraction(run_dir / "metrics.csv")
     steps_per_epoch = state["step"] / max(state["epoch"], 1)
@@ -345,7 +369,9 @@ def run_plans(plans: list[Plan], args: argparse.Namespace) -> int:
     from dualseg.benchmark import machine, machine_tag
 
     threads = torch.get_num_threads()
-    info = {**machine(), "cores": threads}  # every job trains with this process's threads
+    info = {**machine(), "cores": threads, "clock": args.clock}  # every job trains with this process's threads
+    if args.clock == "process" and info["gpu"] and not args.dry_run:
+        raise CampaignError("--clock process counts CPU time, not GPU work: use --clock wall on a GPU machine")
     name = args.machine or machine_tag(info)
     results_root = Path(args.results_dir)
     plan_done = {p.comparison: read_results(comparison_dir(results_root, name, p.comparison)) for p in plans}
@@ -384,7 +410,8 @@ def run_plans(plans: list[Plan], args: argparse.Namespace) -> int:
         print(f"[{n}/{len(runnable)}] {plan.comparison}/{job.id}: start ({budget:g} min) {dt.datetime.now():%H:%M}",
               flush=True)
         t0 = time.perf_counter()
-        result = run_job(job, plan, recipe, run_overrides(job, run_dir, budget, threads), run_dir, args.resume)
+        result = run_job(job, plan, recipe, run_overrides(job, run_dir, budget, threads), run_dir, args.resume,
+                         args.clock)
         result["budget_scale"] = args.budget_scale
         result["campaign_set"] = extra
         folder.mkdir(parents=True, exist_ok=True)
@@ -416,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="multiply every budget (tests of the path; needs --results-dir outside benchmarks/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="extra KEY=VALUE for every job (tests; needs --results-dir outside benchmarks/)")
+    parser.add_argument("--clock", choices=("wall", "process"), default="wall",
+                        help="what the budgets count: wall-clock time, or this process's CPU time (a shared CPU "
+                        "machine: equal budgets stay equal compute); never mixed inside a comparison")
     parser.add_argument("--quick", action="store_true", help="apply the jobs' 'quick' overrides (tests)")
     parser.add_argument("--first", type=int, help="only the first N seeds/lrs of each plan entry (tests)")
     parser.add_argument("--stand-in", action="append", default=[], metavar="KEY=VALUE",

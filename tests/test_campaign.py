@@ -129,7 +129,7 @@ def _args(tmp_path: Path, plan_path: Path, *extra: str) -> list[str]:
 def test_runner_skips_done_jobs_and_writes_each_result(tmp_path: Path, plan: campaign.Plan, monkeypatch) -> None:
     calls = []
 
-    def fake_run_job(job, plan, recipe, run, run_dir, resume):
+    def fake_run_job(job, plan, recipe, run, run_dir, resume, clock):
         calls.append((job.id, recipe))
         lr = [float(o.split("=")[1]) for o in recipe if o.startswith("train.optimizer.lr=")]
         return fake_result(job, {"a": 0.5 + 0.1 * len(calls)}, lr=lr[0] if lr else 0.001)
@@ -276,3 +276,23 @@ def test_stop_after_starts_no_job_that_would_end_too_late(tmp_path: Path, plan: 
     monkeypatch.setattr(campaign, "run_job", lambda *a: pytest.fail("no job may start"))
     assert campaign.main(_args(tmp_path, plan.path, "--stop-after", "1.5")) == 0  # 1 min budget + 1 min overhead
     assert "stop: 9 jobs left" in capsys.readouterr().out
+
+
+def test_process_clock_swaps_the_trainers_clock_and_restores_it() -> None:
+    import time
+
+    from dualseg.engine import trainer
+
+    with campaign.trainer_clock("process"):
+        assert trainer.time.perf_counter is time.process_time
+        t0 = trainer.time.perf_counter()
+        time.sleep(0.2)  # waiting (as for a busy CPU) costs no process time
+        assert trainer.time.perf_counter() - t0 < 0.05
+    assert trainer.time is time
+    with campaign.trainer_clock("wall"):
+        assert trainer.time is time
+
+
+def test_machine_key_names_the_clock() -> None:
+    info = machine()
+    assert campaign.machine_key(info) != campaign.machine_key({**info, "clock": "process"})
