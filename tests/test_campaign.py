@@ -296,3 +296,23 @@ def test_process_clock_swaps_the_trainers_clock_and_restores_it() -> None:
 def test_machine_key_names_the_clock() -> None:
     info = machine()
     assert campaign.machine_key(info) != campaign.machine_key({**info, "clock": "process"})
+
+
+def test_prepare_packs_parts_that_join_back(tmp_path: Path) -> None:
+    import subprocess
+
+    sys.path.insert(0, str(REPO / "benchmarks/gpu"))
+    import prepare
+
+    data = tmp_path / "data"
+    for i, name in enumerate(prepare.DATASETS):
+        (data / name / "images").mkdir(parents=True)
+        (data / name / "images" / "x.bin").write_bytes(np.random.default_rng(i).bytes(700_000))
+    parts = prepare.pack_parts(data, tmp_path / "carry", part_mib=1)
+    assert len(parts) == 3 and all(p.stat().st_size <= 2**20 for p in parts)  # 2.8 MB of random bytes
+    out = tmp_path / "back"
+    out.mkdir()
+    joined = b"".join(p.read_bytes() for p in sorted(parts, key=lambda p: int(p.parent.name.split("-")[1])))
+    subprocess.run(["tar", "-xJ", "-C", str(out)], input=joined, check=True)
+    for name in prepare.DATASETS:
+        assert (out / name / "images/x.bin").read_bytes() == (data / name / "images/x.bin").read_bytes()

@@ -85,6 +85,7 @@ def copy_subset(name: str, root: Path, dest: Path, stems: list[str] | None) -> N
 
 def pack_parts(data_dir: Path, out: Path, part_mib: int) -> list[Path]:
     """One tar.xz of ``data_dir``'s datasets cut into ``out/data-<k>/part`` files of at most ``part_mib`` MiB."""
+    out.mkdir(parents=True, exist_ok=True)
     archive = out / "data.tar.xz"
     with tarfile.open(archive, "w:xz") as tar:
         for name in DATASETS:
