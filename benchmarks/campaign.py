@@ -1,9 +1,9 @@
 """Run a comparison campaign over days: the (config, overrides, seed) jobs of a plan, one after another.
 
     python benchmarks/campaign.py benchmarks/plans/cvc_efen.yaml --dry-run        # the jobs and what is done
-    OMP_NUM_THREADS=1 nohup python benchmarks/campaign.py benchmarks/plans/cvc_efen.yaml --nice \\
-        > /tmp/runs/campaign_cvc_efen.log 2>&1 &                                   # niced, in the background
-    python benchmarks/campaign.py PLAN --resume                                   # continue a half-finished job
+    OMP_NUM_THREADS=1 nohup python benchmarks/campaign.py benchmarks/plans/cvc_efen.yaml --nice --clock process \\
+        > /tmp/runs/campaign_cvc_efen.log 2>&1 &                     # niced, in the background, CPU-time budgets
+    python benchmarks/campaign.py PLAN --resume --clock process     # continue a half-finished job (same flags)
 
 Each job trains its config with ``train.time_limit_min`` = the job's budget (the plan's epochs are large enough
 that time, not epochs, stops training), keeps the checkpoint that is best on validation, evaluates it on the
