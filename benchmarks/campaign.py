@@ -16,7 +16,6 @@ format, the learning-rate sweep (``lr: from_sweep``) and the rules: benchmarks/C
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import datetime as dt
 import json
@@ -25,8 +24,6 @@ import os
 import shutil
 import sys
 import time
-import types
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,9 +149,10 @@ def read_results(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def machine_key(info: dict[str, Any]) -> str:
-    """What must be equal across one comparison: CPU model (or GPU), threads, the automatic precision (two
+    """What must be equal across one comparison: CPU model and kind (or GPU), threads, the automatic precision (two
     machines can share a generic CPU name but not bf16 support) and the clock the budgets were counted on."""
-    return (f"{info['gpu'] or info['cpu']} ({info['cores']} threads, auto precision "
+    kind = f", {info['cpu_kind']}" if info.get("cpu_kind") and not info["gpu"] else ""
+    return (f"{info['gpu'] or info['cpu']}{kind} ({info['cores']} threads, auto precision "
             f"{precision_name(info['precision'])}, {info.get('clock', 'wall')} clock)")
 
 
@@ -208,10 +206,12 @@ def recipe_overrides(job: Job, lr: float | None, data_root: str | None, extra: l
     return [*out, *EVAL_OFF, *extra]
 
 
-def run_overrides(job: Job, run_dir: Path, budget_min: float, threads: int) -> list[str]:
-    """What the campaign sets on every job: run directory, seed, time budget and CPU threads."""
+def run_overrides(job: Job, run_dir: Path, budget_min: float, threads: int, clock: str = "wall") -> list[str]:
+    """What the campaign sets on every job: run directory, seed, CPU threads and the time budget, counted on
+    ``clock`` (``train.time_limit_clock``), with the recipe's schedule run over that budget (``train.schedule.horizon:
+    time``: poly/cosine/linear_decay reach their end when the budget does; training runs until the budget)."""
     return [f"output_dir={run_dir}", f"seed={job.seed}", f"train.time_limit_min={budget_min}",
-            f"train.threads={threads}"]
+            f"train.time_limit_clock={clock}", "train.schedule.horizon=time", f"train.threads={threads}"]
 
 
 def dataset_folder(config: str) -> str:
@@ -243,26 +243,7 @@ def stopped_by(state: dict[str, Any], cfg: Any) -> str:
     return "epochs" if state["epoch"] >= cfg.train.epochs else "early_stopping"
 
 
-@contextlib.contextmanager
-def trainer_clock(clock: str) -> Iterator[None]:
-    """Count the training budget on this clock: 'wall' (the trainer's own perf_counter) or 'process' (the CPU time
-    of this process: on a CPU machine shared with other work, equal budgets stay equal compute; one thread and
-    in-process data loading, so it counts the model and the loading). Swaps the clock the trainer reads."""
-    from dualseg.engine import trainer as trainer_module
-
-    if clock == "wall":
-        yield
-        return
-    saved = trainer_module.time
-    trainer_module.time = types.SimpleNamespace(perf_counter=time.process_time)
-    try:
-        yield
-    finally:
-        trainer_module.time = saved
-
-
-def run_job(job: Job, plan: Plan, recipe: list[str], run: list[str], run_dir: Path, resume: bool,
-            clock: str = "wall") -> dict[str, Any]:
+def run_job(job: Job, plan: Plan, recipe: list[str], run: list[str], run_dir: Path, resume: bool) -> dict[str, Any]:
     """Train (or continue) and evaluate one job; return its result record."""
     import torch
 
@@ -294,13 +275,13 @@ def run_job(job: Job, plan: Plan, recipe: list[str], run: list[str], run_dir: Pa
         if ckpt_state is not None and ckpt_state["train_seconds"] >= limit_s:
             state = ckpt_state  # the budget was spent before the stop: do not train another epoch
         else:
-            with trainer_clock(clock):
-                state = train(cfg, resume=last.is_file(), progress=False)
+            state = train(cfg, resume=last.is_file(), progress=False)
         state = {k: state[k] for k in ("epoch", "step", "best", "best_epoch", "train_seconds")}
         atomic_write_text(marker, json.dumps(state))
     summary, _ = evaluate_run(run_dir, job.split, progress=False, convention=job.convention)
     cases = summary.get("per_volume") or summary["per_image"]
-    info = {**machine(), "cores": cfg.train.threads or torch.get_num_threads(), "clock": clock}
+    info = {**machine(), "cores": cfg.train.threads or torch.get_num_threads(),
+            "clock": cfg.train.time_limit_clock}
     precision = precision_name(resolve_precision(cfg.train.precision, resolve_device(cfg.train.device)))
     wait_mean, wait_max = data_wait_fraction(run_dir / "metrics.csv")
     steps_per_epoch = state["step"] / max(state["epoch"], 1)
@@ -410,8 +391,8 @@ def run_plans(plans: list[Plan], args: argparse.Namespace) -> int:
         print(f"[{n}/{len(runnable)}] {plan.comparison}/{job.id}: start ({budget:g} min) {dt.datetime.now():%H:%M}",
               flush=True)
         t0 = time.perf_counter()
-        result = run_job(job, plan, recipe, run_overrides(job, run_dir, budget, threads), run_dir, args.resume,
-                         args.clock)
+        result = run_job(job, plan, recipe, run_overrides(job, run_dir, budget, threads, args.clock), run_dir,
+                         args.resume)
         result["budget_scale"] = args.budget_scale
         result["campaign_set"] = extra
         folder.mkdir(parents=True, exist_ok=True)

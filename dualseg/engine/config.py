@@ -144,6 +144,9 @@ class ScheduleConfig:
     min_lr: float = bounded(0.0, 0)
     factor: float = bounded(0.5, 0, 1, low_open=True, high_open=True)  # plateau
     patience: int = bounded(10, 0)  # plateau
+    # epochs: the schedule runs over train.epochs; time: over train.time_limit_min (progress = the spent share of
+    # the time budget; training then runs until the time limit, train.epochs only sets warmup/decay_start shares)
+    horizon: Literal["epochs", "time"] = "epochs"
 
 
 @dataclass
@@ -161,6 +164,9 @@ class TrainConfig:
     early_stopping: int | None = bounded(None, 1)  # epochs without improvement before stopping
     # stop (after a checkpoint) when training time exceeds this
     time_limit_min: float | None = bounded(None, 0, low_open=True)
+    # the clock of time_limit_min: wall (elapsed time) or process (this process's CPU time: equal budgets stay
+    # equal compute on a CPU shared with other work; counts in-process data loading, not worker processes)
+    time_limit_clock: Literal["wall", "process"] = "wall"
     select_on: Literal["val", "test"] = "val"  # 'test' only to reproduce papers that selected on test
     device: Literal["auto", "cpu", "cuda"] = "auto"
     deterministic: bool = True
@@ -301,6 +307,9 @@ def _check_values(cfg: Config) -> None:
         raise DualsegError(f"eval.spacing must be two positive numbers [row, column], got {cfg.eval.spacing}")
     if not cfg.loss:
         raise DualsegError("loss must list at least one term, e.g. [{name: ce}, {name: dice}]")
+    if cfg.train.schedule.horizon == "time" and not cfg.train.time_limit_min:
+        raise DualsegError("train.schedule.horizon 'time' runs the schedule over the time budget: set "
+                           "train.time_limit_min too (or use horizon 'epochs')")
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

@@ -9,8 +9,9 @@ import torch
 from dualseg.engine.config import ScheduleConfig
 
 
-def lr_factor(cfg: ScheduleConfig, step: int, total: int, warmup: int = 0) -> float:
-    """The factor at ``step`` of ``total`` (both in iterations or both in epochs); linear warmup first.
+def lr_factor(cfg: ScheduleConfig, step: float, total: int, warmup: int = 0) -> float:
+    """The factor at ``step`` of ``total`` (both in iterations or both in epochs; ``step`` may be fractional, as
+    with ``horizon: time``); linear warmup first.
 
     poly: (1 - t/T)^power (nnU-Net); cosine: half cosine to ``min_lr``; linear_decay: constant until
     ``decay_start`` then linear to zero at T (pix2pix / DRFL's 30 + 30 epochs); constant: 1.
@@ -47,7 +48,7 @@ class Schedule:
         )
         self.set(0)
 
-    def set(self, step: int) -> None:
+    def set(self, step: float) -> None:
         if self.plateau is not None:
             return
         factor = lr_factor(self.cfg, step, self.total, self.warmup)

@@ -154,6 +154,8 @@ class Trainer:
         total = cfg.train.epochs * (self.iters if per_iter else 1)
         warmup = sched.warmup_epochs * (self.iters if per_iter else 1)
         self.schedule = Schedule(self.optimizer, sched, total, warmup)
+        self.clock = time.process_time if cfg.train.time_limit_clock == "process" else time.perf_counter
+        self.epoch_start = self.clock()  # set again at each epoch's start: the time spent so far is measured from it
         self.amp_dtype = resolve_precision(cfg.train.precision, self.device)
         if cfg.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -285,7 +287,7 @@ class Trainer:
         for i, batch in enumerate(bar, start=start):
             wait.batch_ready()
             if per_iter:
-                self.schedule.set(self.state.step)
+                self.schedule.set(self._schedule_position(self.state.step))
             batch = _move(batch, self.device)
             if not cfg.eval.use_fov:
                 batch.pop("fov", None)
@@ -341,11 +343,11 @@ class Trainer:
         writer = SummaryWriter(str(self.out / "tensorboard")) if self.dist.is_main else None
         s = self.state
         try:
-            while s.epoch < cfg.train.epochs:
+            while s.epoch < cfg.train.epochs or self.by_time:
                 epoch = s.epoch
+                self.epoch_start = self.clock()
                 if cfg.train.schedule.step == "epoch":
-                    self.schedule.set(epoch)
-                t0 = time.perf_counter()
+                    self.schedule.set(self._schedule_position(epoch))
                 losses = self._train_epoch(epoch)
                 data_wait = losses.pop("data_wait")
                 distributed.broadcast_buffers(self.model, self.dist)
@@ -355,7 +357,7 @@ class Trainer:
                 row.update(metrics)
                 s.epoch += 1
                 s.epoch_iter, s.epoch_sums = 0, {}
-                s.train_seconds = self.dist.broadcast(s.train_seconds + time.perf_counter() - t0)
+                s.train_seconds = self.dist.broadcast(s.train_seconds + self.clock() - self.epoch_start)
                 row["data_wait"] = round(data_wait, 4)  # fraction of step time spent waiting for batches
                 row["time_s"] = round(s.train_seconds, 1)
                 self._select(metrics.get(f"{self.eval_split}_{cfg.train.monitor}"))
@@ -388,6 +390,21 @@ class Trainer:
 
             plot_curves(self.out / "metrics.csv", self.out / "curves.png", f"{cfg.name} ({cfg.model.name})")
         return vars(s)
+
+    @property
+    def by_time(self) -> bool:
+        """The schedule runs over the time budget (``train.schedule.horizon: time``), not over the epochs."""
+        return self.cfg.train.schedule.horizon == "time"
+
+    def _schedule_position(self, step: int) -> float:
+        """The schedule's step: ``step`` itself, or with ``horizon: time`` the spent share of the time budget times
+        the schedule's length (so poly/cosine/linear_decay reach their end when the budget does; not bit-exact on
+        resume, since it follows the clock)."""
+        if not self.by_time:
+            return step
+        spent = self.state.train_seconds + self.clock() - self.epoch_start
+        share = self.dist.broadcast(spent / (self.cfg.train.time_limit_min * 60))  # every rank: rank 0's clock
+        return min(share, 1.0) * self.schedule.total
 
     def _validate(self, epoch: int) -> dict[str, float]:
         cfg = self.cfg

@@ -129,3 +129,25 @@ def test_metrics_csv_columns_stay_aligned_when_validation_skips_epochs(data_root
     assert [r["val_dice"] != "" for r in rows] == [False, True, True]  # every 2nd epoch, and the last
     assert all(float(r["train_loss"]) > 0 for r in rows)  # the loss column holds the loss in every row
     assert (tmp_path / "run/curves.png").stat().st_size > 0
+
+
+def test_time_horizon_runs_the_schedule_over_the_process_time_budget(data_root, tmp_path, monkeypatch):
+    ticks = iter(range(0, 10_000, 6))  # a process clock that advances 6 s per reading
+    monkeypatch.setattr(trainer_module.time, "process_time", lambda: float(next(ticks)))
+    cfg = _cfg(data_root, tmp_path / "run", "train.epochs=1", "train.time_limit_min=1",
+               "train.time_limit_clock=process", "train.schedule.horizon=time", "train.schedule.name=poly",
+               "train.schedule.power=1", "train.optimizer.lr=0.01")
+    state = Trainer(cfg, progress=False).fit()
+    rows = _rows(tmp_path / "run" / "metrics.csv")
+    lrs = [float(r["lr"]) for r in rows]
+    assert len(rows) > cfg.train.epochs  # time, not train.epochs, ends the run
+    assert state["train_seconds"] >= 60 and state["train_seconds"] - 60 < 24  # stopped at the first epoch past it
+    assert all(b < a for a, b in zip(lrs, lrs[1:], strict=False))  # decays with the spent share of the budget
+    # the last step of each epoch ran at share (spent before it) / 60 s: poly with power 1 is 1 - share
+    spent_at_last_step = [12 + 18 * k for k in range(len(rows))]
+    assert lrs == pytest.approx([0.01 * max(0.0, 1 - t / 60) for t in spent_at_last_step], abs=1e-3)
+
+
+def test_time_horizon_needs_a_time_limit(data_root, tmp_path):
+    with pytest.raises(DualsegError, match="time_limit_min"):
+        _cfg(data_root, tmp_path / "run", "train.schedule.horizon=time")
