@@ -53,13 +53,15 @@ class PlainProgress:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def line(self, elapsed: float) -> str:
-        done = self._amount(self.n)
+        """``desc: 120/500 it (24%) 35 s, postfix`` (sizes such as ``1.20MB/5.00MB`` with ``unit_scale``)."""
+        amounts = [self.n] + ([self.total] if self.total else [])
+        if self.unit_scale:
+            done = "/".join(tqdm.format_sizeof(a, self.unit) for a in amounts)
+        else:
+            done = "/".join(f"{a:g}" for a in amounts) + f" {self.unit}"
         if self.total:
-            done += f"/{self._amount(self.total)} ({self.n / self.total:.0%})"
+            done += f" ({self.n / self.total:.0%})"
         return f"{self.desc}: {done} {elapsed:.0f} s" + (f", {self.postfix}" if self.postfix else "")
-
-    def _amount(self, n: float) -> str:
-        return tqdm.format_sizeof(n, self.unit) if self.unit_scale else f"{n:g} {self.unit}"
 
     def close(self) -> None:
         pass
