@@ -30,7 +30,7 @@ def test_demo_help_says_what_it_does_and_how_long(capsys):
         main(["demo", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "embedded ISBI 2012 sample" in text or "ISBI 2012 sample shipped with dualseg" in text
-    assert "About 4 minutes on a 2-core CPU" in text and "--minutes" in text
+    assert "About 3-5 minutes on a 2-core CPU" in text and "--minutes (2.5)" in text
 
 
 def test_ctrl_c_during_fetch_data_gives_the_download_hint_not_the_training_one(tmp_path, capsys, monkeypatch):
