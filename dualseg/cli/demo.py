@@ -4,6 +4,7 @@ package - train for a time budget, evaluate, predict, report - then where each o
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.minutes <= 0:
         raise DualsegError(f"--minutes must be > 0, got {args.minutes}")
     out = Path(args.output_dir) if args.output_dir else free_run_dir()
-    base = json.loads(json.dumps(DEMO_CONFIG))
+    base = copy.deepcopy(DEMO_CONFIG)
     base.update(output_dir=str(out))
     base["data"]["root"] = str(data)
     base["train"]["time_limit_min"] = args.minutes
