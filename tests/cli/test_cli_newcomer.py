@@ -60,3 +60,10 @@ def test_plain_progress_in_logs_bars_on_terminals(capsys, monkeypatch):
     assert isinstance(progress_bar(range(3)), tqdm)
     assert "3.00MB/5.00MB (60%)" in PlainProgress(total=5_000_000, initial=3_000_000, unit="B",
                                                   unit_scale=True).line(1.0)
+
+
+def test_demo_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["demo", "--minutes", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --minutes must be > 0, got 0.0"
+    assert main(["demo", "--data", str(tmp_path / "none")]) == 2
+    assert "leave --data out to use the embedded sample" in capsys.readouterr().err
