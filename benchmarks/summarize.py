@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+KEPT = "<!-- sections below are kept by summarize.py -->"
 ROOT = Path(__file__).resolve().parent
 
 
@@ -44,7 +45,9 @@ def main() -> None:
                 f"| {r['training_minutes']} | {split} "
                 f"| {cls} | {fmt(mean, r['per_class_dice_std'][cls])} | {fmt(r['dataset_level_dice'][cls], None)} |"
             )
-    (ROOT / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    results = ROOT / "RESULTS.md"
+    kept = results.read_text().partition(KEPT)  # hand-written sections after the marker survive a rerun
+    results.write_text("\n".join(lines) + "\n" + (f"\n{KEPT}{kept[2]}" if kept[1] else ""))
     print("\n".join(lines))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
@@ -39,5 +40,19 @@ def load_model(path: str | os.PathLike, device: str = "cpu", which: str = "best"
     return _load(path, device, which)
 
 
+def sample_data_path(name: str = "isbi2012") -> Path:
+    """The folder of a dataset shipped inside the package (``images/``, ``masks/``, ``DATASET.md``): ``isbi2012``,
+    the 30 labelled ISBI 2012 training pairs. Installed with the package, so ``dualseg demo`` and the tests run
+    on real images without any download."""
+    from dualseg.errors import DualsegError
+
+    root = Path(__file__).resolve().parent / "sample_data"
+    shipped = sorted(p.name for p in root.iterdir() if (p / "images").is_dir()) if root.is_dir() else []
+    if name not in shipped:
+        raise DualsegError(f"no embedded sample dataset '{name}'; shipped: {', '.join(shipped) or 'none'} "
+                           "(full datasets: dualseg fetch-data --list)")
+    return root / name
+
+
 __all__ = ["create_model", "list_models", "__version__"]
-__all__ += ["load_model"]
+__all__ += ["load_model", "sample_data_path"]

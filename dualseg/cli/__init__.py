@@ -30,9 +30,20 @@ VERBS = (models, check_data, train, evaluate, predict, export, demo, benchmark, 
 EXIT_ERROR = 2
 
 
+def version_text() -> str:
+    import platform
+
+    import torch
+
+    from dualseg import __version__
+
+    return f"dualseg {__version__} (torch {torch.__version__}, Python {platform.python_version()})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dualseg", description="2D medical image segmentation toolkit")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
     for verb in VERBS:
         verb.add_parser(sub)

@@ -23,15 +23,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="split thresholds are chosen on (default: the run's train.select_on, val); 'test' only to "
                         "reproduce papers that did so (warned and recorded)")
     add_overwrite(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dualseg.engine.evaluator import evaluate_run, format_summary
 
-    summary, out = evaluate_run(args.run_dir, args.split, args.checkpoint, args.data, convention=args.convention,
-                                threshold=args.threshold, tune=args.tune_threshold, select_on=args.select_on,
-                                overwrite=args.overwrite)
+    summary, out = evaluate_run(args.run_dir, args.split, args.checkpoint, args.data, not args.no_progress,
+                                convention=args.convention, threshold=args.threshold, tune=args.tune_threshold,
+                                select_on=args.select_on, overwrite=args.overwrite)
     fov = " inside the FOV" if summary.get("fov") else ""
     print(f"{summary['model']} on {summary['dataset']} {args.split} ({summary['n_images']} images{fov}, "
           f"checkpoint epoch {summary['epoch']}; {summary['convention']})")

@@ -4,7 +4,6 @@ volumes; MODEL is a run directory, a checkpoint or a package (``dualseg export -
 from __future__ import annotations
 
 import argparse
-import sys
 
 from dualseg.cli.options import add_overwrite
 
@@ -41,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
         whole_image=args.whole_image,
     )
     written = predict_folder(args.model, args.inputs, args.output_dir, args.checkpoint, device=args.device,
-                             progress=not args.no_progress and sys.stderr.isatty(), options=options,
-                             overwrite=args.overwrite)
+                             progress=not args.no_progress, options=options, overwrite=args.overwrite)
     extras = [name for name, on in (("overlays/", options.overlays), ("probabilities/", options.probabilities),
                                     ("sr/", options.sr)) if on]
     print(f"wrote {len(written)} mask(s) to {args.output_dir}" + (f" (+ {', '.join(extras)})" if extras else ""))

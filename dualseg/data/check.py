@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dualseg.data.descriptions import DatasetDescription, resolve_description
 from dualseg.data.io import read_image, read_mask, to_float
 from dualseg.data.scan import scan_folder
 from dualseg.errors import DualsegError
+from dualseg.progress import progress_bar
 
 
 @dataclass
@@ -61,7 +61,7 @@ def check_data(root: str | Path, dataset: str = "auto", progress: bool = True) -
         scan = scan_folder(root, description.image_dir, description.mask_dir, description.fov_dir)
     report = DataReport(root, description, problems=list(scan.problems))
     binary_01 = 0
-    for s in tqdm(scan.samples, desc="check-data", disable=not progress, leave=False):
+    for s in progress_bar(scan.samples, desc="check-data", enabled=progress, unit="pair"):
         try:
             image = read_image(s.image, s.extra_channels)
             to_float(image, s.image)

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from dualseg.data.check import DataReport, check_data
 from dualseg.data.fetch_catalog import CATALOG, CatalogEntry, Resource, find_entry
 from dualseg.data.io import IMAGE_EXTENSIONS, read_image, read_mask, write_png_atomic
 from dualseg.errors import DualsegError, did_you_mean
+from dualseg.progress import progress_bar
 
 CHUNK = 1 << 20
 Log = Callable[[str], None]
@@ -97,8 +97,8 @@ def download(url: str, target: Path, progress: bool = True) -> Path:
         total = offset + int(length) if length is not None else None
         written = offset
         try:
-            with open(part, "ab" if offset else "wb") as f, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=target.name, disable=not progress
+            with open(part, "ab" if offset else "wb") as f, progress_bar(
+                total=total, initial=offset, unit="B", unit_scale=True, desc=target.name, enabled=progress
             ) as bar:
                 while chunk := response.read(CHUNK):
                     f.write(chunk)
@@ -208,7 +208,7 @@ def convert_isbi2012(roots: Sequence[Path], out: Path, progress: bool) -> list[s
     images, masks = tifffile.imread(volume), tifffile.imread(labels)
     if images.ndim != 3 or images.shape != masks.shape:
         raise DualsegError(f"ISBI 2012: expected two (N, H, W) stacks of one shape, got {images.shape}, {masks.shape}")
-    for i in tqdm(range(len(images)), desc="slices", disable=not progress, leave=False):
+    for i in progress_bar(range(len(images)), desc="slices", enabled=progress):
         write_png_atomic(images[i], out / "images" / f"{i}.png")
         write_png_atomic(_binary(masks[i]), out / "masks" / f"{i}.png")
     notes = [f"{len(images)} slices"]
@@ -227,7 +227,7 @@ def convert_drive(roots: Sequence[Path], out: Path, progress: bool) -> list[str]
     if not image_files:
         raise DualsegError("DRIVE: no images/<NN>_training.tif or images/<NN>_test.tif found in --from")
     unlabeled = 0
-    for image in tqdm(image_files, desc="drive", disable=not progress, leave=False):
+    for image in progress_bar(image_files, desc="drive", enabled=progress):
         split_dir, number = image.parent.parent, image.stem.split("_")[0]
         manual = split_dir / "1st_manual" / f"{number}_manual1.gif"
         fov = split_dir / "mask" / f"{image.stem}_mask.gif"
@@ -271,7 +271,7 @@ def convert_cvc_clinicdb(roots: Sequence[Path], out: Path, progress: bool) -> li
         raise DualsegError("CVC-ClinicDB: no 'Original/' + 'Ground Truth/' (or images/ + masks/) folders in --from")
     masks = {p.stem: p for p in _images_in(pair[1])}
     swapped = 0
-    for image_path in tqdm(_images_in(pair[0]), desc="cvc", disable=not progress, leave=False):
+    for image_path in progress_bar(_images_in(pair[0]), desc="cvc", enabled=progress):
         if image_path.stem not in masks:
             continue
         image, mask = read_image(image_path), read_image(masks[image_path.stem])
@@ -293,7 +293,7 @@ def convert_kvasir_seg(roots: Sequence[Path], out: Path, progress: bool) -> list
         raise DualsegError("Kvasir-SEG: no folder with images/ and masks/ found in the archive/--from")
     masks = {p.stem: p for p in _images_in(folder / "masks")}
     count = 0
-    for image in tqdm(_images_in(folder / "images"), desc="kvasir", disable=not progress, leave=False):
+    for image in progress_bar(_images_in(folder / "images"), desc="kvasir", enabled=progress):
         if image.stem in masks:
             shutil.copy2(image, _mkdir(out / "images") / image.name)
             write_png_atomic(_binary(_gray(read_image(masks[image.stem]).astype(np.float32))),
@@ -310,7 +310,7 @@ def convert_dsb2018(roots: Sequence[Path], out: Path, progress: bool) -> list[st
     )
     if not cases:
         raise DualsegError("DSB 2018: no <id>/images/<id>.png with <id>/masks/ found in the archive/--from")
-    for case in tqdm(cases, desc="dsb2018", disable=not progress, leave=False):
+    for case in progress_bar(cases, desc="dsb2018", enabled=progress):
         shutil.copy2(case / "images" / f"{case.name}.png", _mkdir(out / "images") / f"{case.name}.png")
         instances = None
         for k, nucleus in enumerate(_images_in(case / "masks"), start=1):
@@ -332,7 +332,7 @@ def convert_acdc(roots: Sequence[Path], out: Path, progress: bool) -> list[str]:
     if not labels:
         raise DualsegError("ACDC: no patientNNN_frameMM_gt.nii.gz found in the archive/--from")
     rows = []
-    for gt_path in tqdm(labels, desc="acdc", disable=not progress, leave=False):
+    for gt_path in progress_bar(labels, desc="acdc", enabled=progress):
         image_path = gt_path.with_name(gt_path.name.replace("_gt.nii.gz", ".nii.gz"))
         if not image_path.is_file():
             raise DualsegError(f"ACDC: {gt_path} has no image volume {image_path.name}")

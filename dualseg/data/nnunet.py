@@ -17,12 +17,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dualseg.data.descriptions import DatasetDescription, resolve_description
 from dualseg.data.io import read_image, read_mask, write_png_atomic
 from dualseg.data.scan import FolderScan, Sample, scan_folder
 from dualseg.errors import DualsegError
+from dualseg.progress import progress_bar
 from dualseg.safety.outputs import writing_into
 
 NNUNET = "nnunet"
@@ -171,7 +171,7 @@ def _convert(src: Path, target: Path, name: str, dataset: str, progress: bool, k
         n_channels = None
         stems = [s.stem for s in scan.samples]
         test = set(description.default_test(stems, Path(src))) if keep_test and description.default_test else set()
-        for s in tqdm(scan.samples, desc="convert-nnunet", disable=not progress, leave=False):
+        for s in progress_bar(scan.samples, desc="convert-nnunet", enabled=progress, unit="pair"):
             images, labels_dir = ("imagesTs", "labelsTs") if s.stem in test else ("imagesTr", "labelsTr")
             image = read_image(s.image, s.extra_channels)
             if not np.issubdtype(image.dtype, np.integer):

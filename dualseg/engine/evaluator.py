@@ -26,6 +26,7 @@ from dualseg.metrics.conventions import Convention, get_convention, group_volume
 from dualseg.metrics.image_quality import image_quality, unit_affine
 from dualseg.metrics.ranking import average_precision, average_precision_per_class
 from dualseg.metrics.surface import EMPTY_RULE, surface_metrics
+from dualseg.progress import progress_bar
 from dualseg.safety.outputs import claim, writing_into
 
 THRESHOLD_CANDIDATES = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 ... 0.95
@@ -175,7 +176,7 @@ def _predict_cases(model, dataset, eval_cfg, conv, device, resize, scaling, amp_
     was_training = model.training
     model.eval()
     try:
-        for i in tqdm(range(len(dataset)), desc="evaluate", disable=not progress, leave=False):
+        for i in progress_bar(range(len(dataset)), desc="evaluate", enabled=progress):
             item = dataset[i]
             with autocast(device, amp_dtype):
                 logits = predict_logits(keeper or model, item["image"][None].to(device), roi_size=eval_cfg.roi_size,

@@ -31,6 +31,7 @@ from dualseg.engine.seed import resolve_device, seed_everything
 from dualseg.errors import DualsegError
 from dualseg.metrics.image_quality import unit_affine
 from dualseg.models.sr_teacher import SRTeacher
+from dualseg.progress import progress_bar
 from dualseg.safety.atomic import atomic_write
 from dualseg.safety.outputs import writing_into
 
@@ -106,8 +107,8 @@ def train_sr_teacher(cfg: Config, features: int = 32, blocks: int = 8, progress:
         sampler = RandomSampler(train_set, num_samples=iters * cfg.train.batch_size, generator=gen)
         loader = DataLoader(train_set, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True)
         losses = []
-        for batch in tqdm(loader, total=iters, desc=f"sr teacher {epoch + 1}/{cfg.train.epochs}",
-                          disable=not progress, leave=False):
+        for batch in progress_bar(loader, total=iters, desc=f"sr teacher {epoch + 1}/{cfg.train.epochs}",
+                                  enabled=progress):
             loss = F.l1_loss(model(batch["image"].to(device)), batch["hr_image"].to(device))
             if not torch.isfinite(loss):
                 raise DualsegError(f"SR teacher loss became {float(loss)} at epoch {epoch + 1}; lower the lr")
@@ -161,7 +162,7 @@ def make_sr_targets(teacher_path: str | Path, data_root: str | Path, output_dir:
 
 def _write_targets(model: SRTeacher, state: dict, paths: list[Path], out: Path, teacher_path: str | Path,
                    normalize: str, device: torch.device, progress: bool) -> None:
-    for path in tqdm(paths, desc="sr targets", disable=not progress):
+    for path in progress_bar(paths, desc="sr targets", enabled=progress):
         _, norm = _unit_and_stats(path, model.in_channels, normalize)
         x = torch.from_numpy(norm.transpose(2, 0, 1).copy())[None].to(device)
         target = model(x)[0].cpu().numpy().transpose(1, 2, 0).astype(np.float32)

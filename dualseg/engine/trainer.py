@@ -41,6 +41,7 @@ from dualseg.engine.schedules import Schedule
 from dualseg.engine.seed import resolve_device, rng_state, seed_everything, set_rng_state
 from dualseg.errors import DualsegError
 from dualseg.losses import build_loss
+from dualseg.progress import progress_bar
 from dualseg.safety.outputs import writing_into
 
 CHECKPOINT_DIR = "checkpoints"
@@ -280,9 +281,8 @@ class Trainer:
         per_iter = cfg.train.schedule.step == "iter"
         if start == 0:  # a run resumed inside an epoch continues the restored random stream
             distributed.seed_rank(self.dist, cfg.seed, epoch)
-        bar = tqdm(self._loader(epoch, start), total=self.iters, initial=start,
-                   disable=not (self.progress and self.dist.is_main), desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                   leave=False, dynamic_ncols=True)
+        bar = progress_bar(self._loader(epoch, start), total=self.iters, initial=start,
+                           enabled=self.progress and self.dist.is_main, desc=f"epoch {epoch + 1}/{cfg.train.epochs}")
         wait = DataWait()
         for i, batch in enumerate(bar, start=start):
             wait.batch_ready()

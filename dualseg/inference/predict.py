@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dualseg.data.dataset import _IMAGENET_MEAN, _IMAGENET_STD, normalize_image
 from dualseg.data.io import IMAGE_EXTENSIONS, read_image, to_channels, to_float
@@ -19,6 +18,7 @@ from dualseg.inference.package import InferenceModel, load_inference_model
 from dualseg.inference.predictor import predict_probabilities
 from dualseg.inference.volumes import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_volume, unit_range, write_volume
 from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
+from dualseg.progress import progress_bar
 from dualseg.safety.limits import out_of_memory_hint
 from dualseg.safety.outputs import claim, writing_into
 
@@ -212,7 +212,7 @@ def _predict_all(files: list[Path], loaded: InferenceModel, runner: _Runner, out
         for path in images:
             yield (*_read_2d(path, channels, loaded.normalize), None)
 
-    bar = tqdm(total=len(files), desc="predict", disable=not progress)
+    bar = progress_bar(total=len(files), desc="predict", enabled=progress, unit="file")
     lower = "--roi-size (sliding window), --sw-batch-size or --batch-size"
     for batch in _batches(model_inputs(), options.batch_size):
         metas, inputs = [b[0] for b in batch], [b[1] for b in batch]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 import dualseg
 from dualseg.cli import main
+
+pytestmark = pytest.mark.sample  # ISBI 2012 only: runs on the embedded sample when the full data is absent
 
 TINY = ["--set", "model.args={channels: [8, 16, 32]}", "--set", "data.patch_size=[64, 64]", "--set",
         "train.batch_size=2", "--set", "train.iters_per_epoch=2", "--set", "train.epochs=2", "--set", "train.threads=1"]
