@@ -51,6 +51,9 @@ class SplitConfig:
     folds: int = 5
     fold: int = 0
     file: str | None = None
+    # a named protocol (seeded copies of every image + a test-rotating split; dualseg/data/splits.py PROTOCOLS):
+    # drfl_leaky (DRFL Table 3: copies split one by one) or drfl_clean (all copies of an image in one split)
+    protocol: str | None = None
 
 
 @dataclass
