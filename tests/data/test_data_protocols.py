@@ -76,6 +76,9 @@ def test_protocol_is_deterministic(tmp_path):
     _, b = bundle(root, "drfl_leaky", 1)
     assert a.split == b.split and a.copies == b.copies
     assert bundle(root, "drfl_leaky", 1, seed=1)[1].split != a.split
+    kfold = load_config(None, [f"data.root={root}", "data.split.protocol=drfl_leaky", "data.split.strategy=kfold",
+                               "data.split.fold=1", "data.split.folds=4"])  # as 'dualseg cv' sets it
+    assert prepare_data(kfold).split == a.split
     x, y = make_dataset(cfg, a, "test", train=False), make_dataset(cfg, b, "test", train=False)
     for i in range(3):
         assert x[i]["name"] == y[i]["name"] and x[i]["image"].equal(y[i]["image"]) and x[i]["mask"].equal(y[i]["mask"])
