@@ -33,16 +33,15 @@ class SplitProtocol:
     by_source: bool
     val_fraction: float
     test_fraction: float
-    about: str
 
 
 PROTOCOLS = {
     p.name: p
     for p in (
-        SplitProtocol("drfl_leaky", 10, False, 0.1, 0.2,
-                      "DRFL Sec. 4.4 / Table 3: 30 ISBI slices x 10 copies = 300, split 210/30/60 image by image"),
-        SplitProtocol("drfl_clean", 10, True, 0.1, 0.2,
-                      "the same 300 images, all copies of a slice in one split: 21/3/6 slices"),
+        # DRFL Sec. 4.4 / Table 3: 30 ISBI 2012 slices x 10 copies = 300 images, split 210/30/60 image by image
+        SplitProtocol("drfl_leaky", copies=10, by_source=False, val_fraction=0.1, test_fraction=0.2),
+        # the same 300 images, all copies of a slice in one split: 21/3/6 slices
+        SplitProtocol("drfl_clean", copies=10, by_source=True, val_fraction=0.1, test_fraction=0.2),
     )
 }
 
