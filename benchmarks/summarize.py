@@ -18,6 +18,11 @@ def fmt(mean: float | None, std: float | None) -> str:
     return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
 
 
+def precision_name(dtype: str) -> str:
+    """'fp32' for no autocast (None), else 'bf16' / 'fp16'."""
+    return {"None": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(dtype), str(dtype))
+
+
 def main() -> None:
     lines = [
         "# Accuracy within a training-time budget",
@@ -25,7 +30,8 @@ def main() -> None:
         "Produced by `python benchmarks/train_accuracy.py CONFIG --split SPLIT` (one JSON per run under",
         "`results/<machine>/`) and collected here by `python benchmarks/summarize.py`. Dice per class is the mean ±",
         "sample std over images (per-image convention, NaN-skip); 'pooled' is the Dice of the confusion counts summed",
-        "over the split. Training time excludes start-up and the final evaluation.",
+        "over the split. Training time excludes start-up and the final evaluation. The machine column names the",
+        "results folder: `cpu-2core` = a CPU with bf16 units (AMX), `cpu-Ncore-avx512` = one without (fp32).",
         "",
         "| config | overrides | machine | precision | epochs | training min | split (images) | class "
         "| Dice mean ± std | pooled Dice |",
@@ -36,12 +42,12 @@ def main() -> None:
         if "per_class_dice" not in r:  # other benchmarks (models.json) live beside the accuracy runs
             continue
         m = r["machine"]
-        where = f"{m['gpu'] or m['cpu']} ({m['cores']} threads), torch {m['torch']}"
+        where = f"{m['gpu'] or m['cpu']} ({m['cores']} threads; `{path.parent.name}`), torch {m['torch']}"
         split = f"{r['split']} ({r['n_images']}{', in FOV' if r.get('fov') else ''})"
         overrides = ", ".join(f"`{o}`" for o in r.get("overrides", []) if not o.startswith("data.root=")) or "-"
         for cls, mean in r["per_class_dice"].items():
             lines.append(
-                f"| `{r['config']}` | {overrides} | {where} | {m['precision']} | {r['epochs']} "
+                f"| `{r['config']}` | {overrides} | {where} | {precision_name(m['precision'])} | {r['epochs']} "
                 f"| {r['training_minutes']} | {split} "
                 f"| {cls} | {fmt(mean, r['per_class_dice_std'][cls])} | {fmt(r['dataset_level_dice'][cls], None)} |"
             )

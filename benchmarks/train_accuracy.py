@@ -10,6 +10,7 @@ Writes ``benchmarks/results/<machine>/<config-name>.json``; ``python benchmarks/
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ def main() -> None:
     cfg = load_config(args.config, [*args.overrides, f"output_dir={run_dir}"])
     info = machine()
     commit = git_commit(ROOT)  # the code the run starts from (HEAD may move while it trains)
+    load_start = os.getloadavg()  # the machine may be shared: record how busy it was
     t0 = time.perf_counter()
     state = train(cfg, progress=False)
     wall = time.perf_counter() - t0
@@ -45,6 +47,8 @@ def main() -> None:
         "overrides": args.overrides,
         "commit": commit,
         "machine": info,
+        "load_average_1_5_15min": {"start": [round(x, 2) for x in load_start],
+                                   "end": [round(x, 2) for x in os.getloadavg()]},
         "training_minutes": round(state["train_seconds"] / 60, 2),
         "wall_minutes_incl_setup": round(wall / 60, 2),
         "epochs": state["epoch"],

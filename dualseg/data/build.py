@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from dualseg.data.copies import CopiesDataset, OfflineCopy, copy_samples, make_copies
 from dualseg.data.dataset import SegmentationDataset
 from dualseg.data.descriptions import DatasetDescription, resolve_description, with_overrides
 from dualseg.data.scan import Sample, scan_folder
-from dualseg.data.splits import load_split, make_split
+from dualseg.data.splits import get_protocol, load_split, make_split, rotating_test_split
 from dualseg.data.sr_pairs import SRSpec
 from dualseg.data.transforms import build_train_transform
 from dualseg.engine.config import Config
@@ -21,6 +22,7 @@ class DataBundle:
     description: DatasetDescription
     samples: dict[str, Sample]
     split: dict[str, list[str]]
+    copies: dict[str, OfflineCopy] = field(default_factory=dict)  # virtual samples of a split protocol
 
     def subset(self, name: str) -> list[Sample]:
         return [self.samples[s] for s in self.split[name]]
@@ -45,9 +47,19 @@ def prepare_data(cfg: Config, split_file: Path | None = None) -> DataBundle:
         more = f" (+{len(scan.problems) - 5} more)" if len(scan.problems) > 5 else ""
         raise DualsegError(f"dataset {cfg.data.root} has problems: {shown}{more}; run 'dualseg check-data' for all")
     samples = {s.stem: s for s in scan.samples}
+    copies: dict[str, OfflineCopy] = {}
+    if cfg.data.split.protocol is not None:
+        protocol = get_protocol(cfg.data.split.protocol)
+        if cfg.data.split.strategy not in ("default", "kfold"):
+            raise DualsegError(f"data.split.protocol '{protocol.name}' makes its own split; leave "
+                               "data.split.strategy at default (its folds: data.split.folds / fold)")
+        copies = make_copies(scan.samples, protocol.copies, cfg.data.split.seed)
+        samples = copy_samples(copies)
     stems = sorted(samples)
     if split_file is not None and split_file.is_file():
         split = load_split(split_file, stems)
+    elif copies:
+        split = protocol_split(cfg, description, copies)
     else:
         sc = cfg.data.split
         strategy = sc.strategy
@@ -68,7 +80,22 @@ def prepare_data(cfg: Config, split_file: Path | None = None) -> DataBundle:
         )
     if not split["train"]:
         raise DualsegError(f"the split of {cfg.data.root} leaves no training images; check data.split")
-    return DataBundle(description, samples, split)
+    return DataBundle(description, samples, split, copies)
+
+
+def protocol_split(cfg: Config, description: DatasetDescription, copies: dict[str, OfflineCopy]) -> dict:
+    """The split of ``data.split.protocol``: copy by copy, or by source image (and the dataset's group)."""
+    sc = cfg.data.split
+    protocol = get_protocol(sc.protocol)
+
+    def by_source(stem: str) -> str:
+        source = copies[stem].source.stem
+        return description.group_key(source) if description.group_key else source
+
+    return rotating_test_split(
+        sorted(copies), fold=sc.fold, folds=sc.folds, seed=sc.seed, val_fraction=protocol.val_fraction,
+        test_fraction=protocol.test_fraction, group_key=by_source if protocol.by_source else None,
+    )
 
 
 def split_meta(cfg: Config, bundle: DataBundle) -> dict:
@@ -76,6 +103,8 @@ def split_meta(cfg: Config, bundle: DataBundle) -> dict:
         "dataset": bundle.description.name,
         "root": str(Path(cfg.data.root).resolve()),
         "strategy": cfg.data.split.strategy,
+        "protocol": cfg.data.split.protocol,
+        "fold": cfg.data.split.fold,
         "seed": cfg.data.split.seed,
         "counts": {k: len(v) for k, v in bundle.split.items()},
     }
@@ -106,15 +135,16 @@ def make_dataset(cfg: Config, bundle: DataBundle, name: str, train: bool) -> Seg
         patch = tuple(cfg.data.patch_size) if cfg.data.patch_size else None
         resize = tuple(cfg.data.resize) if cfg.data.resize else None
         transform = build_train_transform(cfg.data.augment, patch, resize)
-    return SegmentationDataset(
-        bundle.subset(name),
-        bundle.description,
+    kwargs = dict(
         normalize=cfg.data.normalize,
         transform=transform,
         cache_bytes=cfg.data.cache_mb * 2**20,
         seed=cfg.seed if train else None,
         sr=sr_spec(cfg) if train else None,
     )
+    if bundle.copies:
+        return CopiesDataset(bundle.subset(name), bundle.description, bundle.copies, **kwargs)
+    return SegmentationDataset(bundle.subset(name), bundle.description, **kwargs)
 
 
 def describe_split(split: dict[str, list[str]]) -> str:

@@ -103,7 +103,19 @@ class SegmentationDataset(Dataset):
         if index in self._cache:
             self._cache.move_to_end(index)
             return self._cache[index]
-        s = self.samples[index]
+        arrays = self.read_arrays(self.samples[index])
+        if self.cache_bytes > 0:
+            nbytes = sum(a.nbytes for a in arrays.values())
+            while self._cache and self._cached_bytes + nbytes > self.cache_bytes:
+                _, old = self._cache.popitem(last=False)
+                self._cached_bytes -= sum(a.nbytes for a in old.values())
+            if nbytes <= self.cache_bytes:
+                self._cache[index] = arrays
+                self._cached_bytes += nbytes
+        return arrays
+
+    def read_arrays(self, s: Sample) -> dict[str, np.ndarray]:
+        """Read and decode one case from its files: ``image``, and ``mask``, ``fov``, ``hr_image`` if it has them."""
         arrays = {"image": load_image(s.image, self.description.channels, self.normalize, s.extra_channels)}
         size = arrays["image"].shape[:2]
         if s.mask is not None:
@@ -121,14 +133,6 @@ class SegmentationDataset(Dataset):
             arrays["fov"] = fov
         if self.sr is not None and self.sr.mode == "teacher":
             arrays["hr_image"] = load_target(self.sr, s.stem, arrays["image"].shape)
-        if self.cache_bytes > 0:
-            nbytes = sum(a.nbytes for a in arrays.values())
-            while self._cache and self._cached_bytes + nbytes > self.cache_bytes:
-                _, old = self._cache.popitem(last=False)
-                self._cached_bytes -= sum(a.nbytes for a in old.values())
-            if nbytes <= self.cache_bytes:
-                self._cache[index] = arrays
-                self._cached_bytes += nbytes
         return arrays
 
     def _item_seed(self, index: int, epoch: int) -> int:

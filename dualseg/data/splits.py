@@ -3,6 +3,9 @@
 Every strategy is group-aware: when the dataset description defines a group key (ACDC patient, CVC-ClinicDB video
 sequence), all images of one group land in the same split, and fractions count groups. The test set is chosen first
 (the official one where it exists, else a seeded fraction) and never overlaps validation.
+
+A split protocol (:data:`PROTOCOLS`, ``data.split.protocol``) also fixes how many seeded copies of each image the
+dataset holds (:mod:`dualseg.data.copies`) and splits them with :func:`rotating_test_split`.
 """
 
 from __future__ import annotations
@@ -10,12 +13,45 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from dualseg.errors import DualsegError
+from dualseg.errors import DualsegError, did_you_mean
 
 SPLIT_NAMES = ("train", "val", "test")
 STRATEGIES = ("default", "random", "kfold", "file")
+
+
+@dataclass(frozen=True)
+class SplitProtocol:
+    """A paper's evaluation protocol: ``copies`` seeded copies of every image, split by :func:`rotating_test_split`
+    with the given fractions, either copy by copy (``by_source=False``: copies of one image can land in different
+    splits) or keeping all copies of one image (and of one dataset group) in one split."""
+
+    name: str
+    copies: int
+    by_source: bool
+    val_fraction: float
+    test_fraction: float
+
+
+PROTOCOLS = {
+    p.name: p
+    for p in (
+        # DRFL Sec. 4.4 / Table 3: 30 ISBI 2012 slices x 10 copies = 300 images, split 210/30/60 image by image
+        SplitProtocol("drfl_leaky", copies=10, by_source=False, val_fraction=0.1, test_fraction=0.2),
+        # the same 300 images, all copies of a slice in one split: 21/3/6 slices
+        SplitProtocol("drfl_clean", copies=10, by_source=True, val_fraction=0.1, test_fraction=0.2),
+    )
+}
+
+
+def get_protocol(name: str) -> SplitProtocol:
+    if name not in PROTOCOLS:
+        raise DualsegError(
+            f"unknown split protocol '{name}'{did_you_mean(name, PROTOCOLS)}; choose one of {', '.join(PROTOCOLS)}"
+        )
+    return PROTOCOLS[name]
 
 
 def _groups(stems: Sequence[str], group_key: Callable[[str], str] | None) -> dict[str, list[str]]:
@@ -81,6 +117,36 @@ def make_split(
     val = [s for k in val_keys for s in rest[k]]
     train = [s for k in rest if k not in set(val_keys) for s in rest[k]]
     return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+
+
+def rotating_test_split(
+    stems: Sequence[str],
+    *,
+    fold: int,
+    folds: int,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    group_key: Callable[[str], str] | None = None,
+) -> dict[str, list[str]]:
+    """Cross-validation that moves the test set: the groups are shuffled once (``seed``), fold ``f`` tests on the
+    ``f``-th block of ``round(test_fraction * G)`` groups and validates on ``round(val_fraction * G)`` groups drawn
+    from the rest (seeded by ``seed`` and ``f``). Test blocks of different folds never overlap, so ``folds =
+    1 / test_fraction`` tests every group exactly once."""
+    groups = _groups(stems, group_key)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    n_test, n_val = round(test_fraction * len(keys)), round(val_fraction * len(keys))
+    if folds < 2 or not 0 <= fold < folds or folds * n_test > len(keys):
+        raise DualsegError(
+            f"this split needs 2 <= folds <= {len(keys) // max(n_test, 1)} and 0 <= fold < folds (disjoint test "
+            f"blocks of {n_test} of {len(keys)} groups), got folds={folds}, fold={fold}"
+        )
+    test_keys = keys[fold * n_test : (fold + 1) * n_test]
+    rest = [k for k in keys if k not in set(test_keys)]
+    val_keys = set(random.Random(f"{seed}:{fold}").sample(rest, n_val))
+    pick = {"train": [k for k in rest if k not in val_keys], "val": sorted(val_keys), "test": test_keys}
+    return {name: sorted(s for k in ks for s in groups[k]) for name, ks in pick.items()}
 
 
 def load_split(path: str | Path, stems: Sequence[str] | None = None) -> dict[str, list[str]]:

@@ -90,6 +90,9 @@ class SplitConfig:
     folds: int = bounded(5, 2, 1000)
     fold: int = bounded(0, 0, 999)
     file: str | None = None
+    # a named protocol (seeded copies of every image + a test-rotating split; dualseg/data/splits.py PROTOCOLS):
+    # drfl_leaky (DRFL Table 3: copies split one by one) or drfl_clean (all copies of an image in one split)
+    protocol: str | None = None
 
 
 @dataclass
