@@ -24,6 +24,9 @@ from dualseg.report.tables import Cell, Table, class_tables, method_table, poole
 from dualseg.safety.outputs import writing_into
 
 
+RUN_INPUTS = ("config.yaml", "split.json", "metrics.csv", "checkpoints", "eval")
+
+
 def slug(name: str) -> str:
     """A file-name-safe form of a run label."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "run"
@@ -84,7 +87,9 @@ def build_report(
     runs = load_runs(run_dirs, split, names)
     shown = select_metrics(runs, metrics)
     out = Path(out_dir)
-    with writing_into(out, [r.path for r in runs], overwrite=overwrite):
+    # what a report reads of each run; a report folder inside a run directory (runs/x/report) is fine
+    read = [r.path / part for r in runs for part in RUN_INPUTS]
+    with writing_into(out, read, overwrite=overwrite):
         return _write_report(runs, shown, out, split, cases, case_metric, reference, checkpoint, data_root, max_side,
                              title)
 
