@@ -23,7 +23,6 @@ from dualseg.report.statistics import compare_runs
 from dualseg.report.tables import Cell, Table, class_tables, method_table, pooled_table, significance_table
 from dualseg.safety.outputs import writing_into
 
-
 RUN_INPUTS = ("config.yaml", "split.json", "metrics.csv", "checkpoints", "eval")
 
 
