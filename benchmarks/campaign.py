@@ -77,10 +77,12 @@ class Plan:
     pairs: list[dict[str, Any]]
     jobs: list[Job]
     notes: str = ""
+    case_group: str = ""  # a regex removed from case names: the rest names the unit paired (e.g. "_copy\\d+$")
 
 
 JOB_KEYS = {f for f in Job.__dataclass_fields__} - {"comparison"}
-PLAN_KEYS = {"comparison", "dataset", "split", "metric", "arms", "pairs", "defaults", "jobs", "notes", "convention"}
+PLAN_KEYS = {"comparison", "dataset", "split", "metric", "arms", "pairs", "defaults", "jobs", "notes", "convention",
+             "case_group"}
 
 
 def _listify(value: Any) -> list[Any]:
@@ -89,7 +91,8 @@ def _listify(value: Any) -> list[Any]:
 
 def load_plan(path: str | Path, first: int | None = None) -> Plan:
     """Read a plan: top-level facts, ``defaults`` merged into every job (overrides: defaults first), and job entries
-    whose ``seed`` or ``lr`` is a list expanded into one job per value (ids ``<id>_s<seed>``, ``<id>_lr<lr>``);
+    whose ``seed`` or ``lr`` is a list expanded into one job per value (ids ``<id>_s<seed>``, ``<id>_lr<lr>``;
+    ``{seed}`` in an override is the job's seed, e.g. ``data.split.fold={seed}``: each seed on its own fold);
     ``first``: keep only the first that many values of each list (quick runs of the path)."""
     path = Path(path)
     try:
@@ -122,7 +125,8 @@ def load_plan(path: str | Path, first: int | None = None) -> Plan:
         for seed in _listify(merged["seed"])[:first]:
             for lr in _listify(merged.get("lr"))[:first]:
                 job_id = merged["id"] + (f"_lr{lr:g}" if lr_list else "") + (f"_s{seed}" if seed_list else "")
-                jobs.append(Job(**{**merged, "id": job_id, "seed": int(seed), "lr": lr},
+                overrides = [o.replace("{seed}", str(seed)) for o in merged["overrides"]]
+                jobs.append(Job(**{**merged, "id": job_id, "seed": int(seed), "lr": lr, "overrides": overrides},
                                 comparison=data["comparison"]))
     # sweeps first (their lr feeds 'from_sweep'), then seed by seed: a campaign stopped early has equal seeds per arm
     jobs = sorted(jobs, key=lambda j: (not j.sweep, j.seed if not j.sweep else 0))
@@ -135,7 +139,7 @@ def load_plan(path: str | Path, first: int | None = None) -> Plan:
             if pair.get(role) not in data["arms"]:
                 raise CampaignError(f"{path}: pair {pair} names {role} {pair.get(role)!r}, not one of the arms")
     return Plan(path, data["comparison"], data["dataset"], data.get("split", ""), data.get("metric", "dice"),
-                data["arms"], data["pairs"], jobs, data.get("notes", ""))
+                data["arms"], data["pairs"], jobs, data.get("notes", ""), data.get("case_group", ""))
 
 
 # --- results ------------------------------------------------------------------------------------------------------

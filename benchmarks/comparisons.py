@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,15 +69,18 @@ def late_gain(curve: list[dict[str, float]], fraction: float = 0.8) -> float | N
     return 100 * (max(c["val_dice"] for c in curve) - max(early))
 
 
-def seed_mean_cases(results: list[dict[str, Any]]) -> dict[str, float]:
-    """Per case: the mean Dice over the arm's seeds (seeds where it is undefined skipped)."""
-    names = sorted({n for r in results for n in r["per_case_dice"]})
-    out = {}
-    for n in names:
-        values = [r["per_case_dice"].get(n) for r in results]
-        values = [v for v in values if v is not None]
-        out[n] = float(np.mean(values)) if values else math.nan
-    return out
+def seed_mean_cases(results: list[dict[str, Any]], case_group: str = "") -> dict[str, float]:
+    """Per case: the mean Dice over the arm's seeds (seeds where it is undefined skipped). ``case_group``: a regex
+    removed from each case name; cases left with one name are one unit (their values averaged), so augmented
+    copies of one image (``<stem>_copy<k>``) count once in the paired statistics, not as independent cases."""
+    values: dict[str, list[float]] = {}
+    for r in results:
+        for name, dice in r["per_case_dice"].items():
+            unit = re.sub(case_group, "", name) if case_group else name
+            values.setdefault(unit, [])
+            if dice is not None and not math.isnan(dice):
+                values[unit].append(dice)
+    return {n: float(np.mean(v)) if v else math.nan for n, v in sorted(values.items())}
 
 
 def arm_results(plan: Plan, arm: str, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -93,7 +97,7 @@ def compare_pair(plan: Plan, pair: dict[str, Any], results: dict[str, dict[str, 
     machines = {machine_key(r["machine"]) for r in method + baseline}
     if len(machines) > 1:
         raise CampaignError(f"{plan.comparison}: results from several machines {sorted(machines)}; never mix them")
-    m_cases, b_cases = seed_mean_cases(method), seed_mean_cases(baseline)
+    m_cases, b_cases = seed_mean_cases(method, plan.case_group), seed_mean_cases(baseline, plan.case_group)
     if set(m_cases) != set(b_cases):
         raise CampaignError(f"{plan.comparison}: {pair['method']} and {pair['baseline']} were evaluated on "
                             "different cases; evaluate both on the same split")

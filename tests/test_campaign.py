@@ -312,3 +312,17 @@ def test_prepare_packs_parts_that_join_back(tmp_path: Path) -> None:
     subprocess.run(["tar", "-xJ", "-C", str(out)], input=joined, check=True)
     for name in prepare.DATASETS:
         assert (out / name / "images/x.bin").read_bytes() == (data / name / "images/x.bin").read_bytes()
+
+
+def test_seed_placeholder_and_case_groups(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN.replace("overrides: [train.epochs=1000]", "overrides: ['data.split.fold={seed}']")
+                    + 'case_group: "_copy\\\\d+$"\n')
+    plan = campaign.load_plan(path)
+    assert [j.overrides for j in plan.jobs if j.arm == "m"] == [[f"data.split.fold={s}"] for s in (0, 1, 2)]
+    assert plan.case_group == "_copy\\d+$"
+    # two seeds; slice a has copies 0 and 1, slice b one copy; NaN (undefined) values are skipped
+    seeds = [{"per_case_dice": {"a_copy0": 0.2, "a_copy1": 0.4, "b_copy0": 0.9}},
+             {"per_case_dice": {"a_copy0": 0.6, "a_copy1": float("nan"), "b_copy0": 0.7}}]
+    assert comparisons.seed_mean_cases(seeds, plan.case_group) == pytest.approx({"a": 0.4, "b": 0.8})
+    assert comparisons.seed_mean_cases(seeds) == pytest.approx({"a_copy0": 0.4, "a_copy1": 0.4, "b_copy0": 0.8})
