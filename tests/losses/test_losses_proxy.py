@@ -59,6 +59,19 @@ def image_pair(seed: int = 0, n: int = 2, c: int = 2, h: int = 24, w: int = 20) 
     return x, y
 
 
+def test_ssim_separable_window_equals_monais_dense_window() -> None:
+    from monai.metrics.regression import compute_ssim_and_cs
+
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 3, 40, 33), torch.rand(2, 3, 40, 33)
+    dense, _ = compute_ssim_and_cs(x, y, spatial_dims=2, kernel_size=(11, 11), kernel_sigma=(1.5, 1.5), data_range=1.0)
+    ours = SSIMLoss(data_range=1.0)._ssim_map(x, y, 1.0)
+    assert ours.shape == dense.shape == (2, 3, 30, 23)
+    torch.testing.assert_close(ours, dense, rtol=1e-4, atol=1e-5)  # float32 rounding of var = E[x^2] - E[x]^2
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # statistics stay float32 under mixed precision
+        assert SSIMLoss(data_range=1.0)._ssim_map(x, y, 1.0).dtype == torch.float32
+
+
 def test_ssim_identical_is_zero() -> None:
     _, y = image_pair()
     z = (y - y.mean()) / y.std()  # z-scored, signed values
