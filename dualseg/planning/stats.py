@@ -61,10 +61,10 @@ class PixelStats:
         if self.n == 0:
             return None
         std = np.sqrt(self.m2 / self.n)
-        percentiles = np.percentile(self.sample, PERCENTILES, axis=0)
+        table = np.percentile(self.sample, PERCENTILES, axis=0)
         return [
-            {"min": float(self.min[c]), "max": float(self.max[c]), "mean": float(self.mean[c]),
-             "std": float(std[c]), "percentiles": {f"{p:g}": float(percentiles[i, c]) for i, p in enumerate(PERCENTILES)}}
+            {"min": float(self.min[c]), "max": float(self.max[c]), "mean": float(self.mean[c]), "std": float(std[c]),
+             "percentiles": {f"{p:g}": float(table[i, c]) for i, p in enumerate(PERCENTILES)}}
             for c in range(len(self.mean))
         ]
 
