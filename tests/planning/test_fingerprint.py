@@ -25,7 +25,7 @@ def _masks() -> dict[str, np.ndarray]:
     b = np.zeros((4, 6), np.uint8)
     b[0, :] = 2  # class 2: one row of 6
     c = np.zeros((8, 5), np.uint8)
-    c[0, 0] = c[1, 1] = 1  # class 1: diagonal neighbours are two components (4-connectivity)
+    c[0, 0] = c[1, 1] = 1  # class 1: diagonal neighbours, one component (8-connectivity)
     c[:, 4] = 2  # class 2: one column of 8
     return {"a": a, "b": b, "c": c}
 
@@ -61,7 +61,7 @@ def test_hand_computed_fingerprint(synth):
     assert fp["classes"][1]["fraction"] == pytest.approx(7 / 88)
     objects = fp["objects"]["per_class"]
     assert [k["index"] for k in objects] == [1, 2]
-    assert objects[0]["components"] == 4 and objects[0]["area"] == {"min": 1, "median": 1, "max": 4}
+    assert objects[0]["components"] == 3 and objects[0]["area"] == {"min": 1, "median": 2, "max": 4}
     assert objects[1]["components"] == 2 and objects[1]["area"] == {"min": 6, "median": 6, "max": 8}
     everything = np.array([0.0] * 24 + [0.2] * 24 + [1.0] * 40)
     foreground = np.array([0.0] * 5 + [0.2] * 6 + [1.0] * 10)
