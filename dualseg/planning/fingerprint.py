@@ -66,6 +66,8 @@ def fingerprint(root: str | Path, dataset: str = "auto", progress: bool = True,
     the description's channel count. Foreground pixels are those of the description's foreground classes (every
     class when it has no background, as ISBI 2012). Components (8-connected) are counted per foreground class per mask.
     """
+    if not Path(root).is_dir():  # scan_folder's message names train's settings
+        raise DualsegError(f"dataset folder not found: {root}; give an existing folder holding images/ and masks/")
     report = check_data(root, dataset, progress)
     if report.problems:
         raise DataProblems(report)
