@@ -18,6 +18,7 @@ from dualseg.cli import (
     fetch_data,
     make_sr_targets,
     models,
+    plan,
     predict,
     report,
     train,
@@ -25,7 +26,7 @@ from dualseg.cli import (
 )
 from dualseg.errors import DualsegError, describe_os_error, one_line
 
-VERBS = (models, check_data, train, evaluate, predict, export, demo, benchmark, train_sr, make_sr_targets,
+VERBS = (models, check_data, plan, train, evaluate, predict, export, demo, benchmark, train_sr, make_sr_targets,
          fetch_data, convert_nnunet, cv, compare, report)
 EXIT_ERROR = 2
 
