@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from dualseg.engine.precision import precision_name
 from dualseg.errors import DualsegError
 
 ROOT = Path(__file__).resolve().parent
@@ -158,11 +159,6 @@ def machine_key(info: dict[str, Any]) -> str:
     kind = f", {info['cpu_kind']}" if info.get("cpu_kind") and not info["gpu"] else ""
     return (f"{info['gpu'] or info['cpu']}{kind} ({info['cores']} threads, auto precision "
             f"{precision_name(info['precision'])}, {info.get('clock', 'wall')} clock)")
-
-
-def precision_name(dtype: Any) -> str:
-    """'fp32' for no autocast (None, or its string), else 'bf16' / 'fp16'."""
-    return {"None": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(dtype), str(dtype))
 
 
 def check_machine(folder: Path, info: dict[str, Any]) -> None:

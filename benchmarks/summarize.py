@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dualseg.engine.precision import precision_name
+
 KEPT = "<!-- sections below are kept by summarize.py -->"
 ROOT = Path(__file__).resolve().parent
 
@@ -16,11 +18,6 @@ def fmt(mean: float | None, std: float | None) -> str:
     if mean is None:
         return "n/a"
     return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
-
-
-def precision_name(dtype: str) -> str:
-    """'fp32' for no autocast (None), else 'bf16' / 'fp16'."""
-    return {"None": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(dtype), str(dtype))
 
 
 def main() -> None:

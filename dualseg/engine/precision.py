@@ -30,6 +30,11 @@ def resolve_precision(setting: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_native_bf16() else None
 
 
+def precision_name(dtype: object) -> str:
+    """'fp32' for no autocast (None, or its string as stored in result records), else 'bf16' / 'fp16'."""
+    return {"None": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(dtype), str(dtype))
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
