@@ -18,10 +18,9 @@ from pathlib import Path
 from dualseg.benchmark import git_commit, machine, machine_tag, write_result
 from dualseg.data.build import input_scale, make_dataset, prepare_data
 from dualseg.engine.evaluator import evaluate_dataset
-from dualseg.engine.precision import resolve_precision
-from dualseg.engine.seed import resolve_device
 from dualseg.inference.loading import load_trained
 from dualseg.metrics.conventions import CONVENTIONS
+from dualseg.runtime import resolve_device, resolve_precision
 
 ROOT = Path(__file__).resolve().parent
 REPORTED = ("dice", "iou", "hd95", "asd", "pr_auc")

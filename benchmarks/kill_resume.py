@@ -71,7 +71,7 @@ def metrics_rows(path: Path) -> list[dict[str, str]]:
 def reference_run(config: Path, out: Path) -> dict[int, dict[str, torch.Tensor]]:
     """Train uninterrupted in this process; return the model weights of every checkpoint written, by step."""
     import dualseg.engine.trainer as trainer_module
-    from dualseg.engine.config import load_config
+    from dualseg.config import load_config
 
     states: dict[int, dict[str, torch.Tensor]] = {}
     real_save = trainer_module.save_checkpoint
@@ -132,7 +132,7 @@ def _kill_when(proc: subprocess.Popen, out: Path, during_write: bool, writes: in
 def kill_resume_experiment(work: Path, kills: int, epochs: int, iters: int, seed: int = 0,
                            pause_s: float = 0.03, max_writes: int = 4) -> dict[str, Any]:
     """Run the experiment of the module docstring in ``work``; return its record (kills and equality checks)."""
-    from dualseg.engine.checkpoint import load_checkpoint
+    from dualseg.checkpoint import load_checkpoint
 
     root = make_dataset(work / "data")
     config = work / "config.yaml"

@@ -24,8 +24,9 @@ from typing import Any
 import torch
 
 import dualseg
-from dualseg.benchmark import benchmark_model, describe_device, git_commit, machine, machine_tag, resolve_device
+from dualseg.benchmark import benchmark_model, describe_device, git_commit, machine, machine_tag
 from dualseg.errors import DualsegError
+from dualseg.runtime import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paper_figures  # noqa: E402  (a sibling script's module)

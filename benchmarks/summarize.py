@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dualseg.engine.precision import precision_name
+from dualseg.runtime import precision_name
 
 KEPT = "<!-- sections below are kept by summarize.py -->"
 ROOT = Path(__file__).resolve().parent

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from dualseg.benchmark import git_commit, machine, write_result
-from dualseg.engine.config import load_config
+from dualseg.config import load_config
 from dualseg.engine.evaluator import evaluate_run
 from dualseg.engine.trainer import train
 

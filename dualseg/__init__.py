@@ -4,32 +4,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch.nn as nn
+from dualseg.version import __version__
 
-from dualseg.registry import MODELS
-
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def create_model(name: str, in_channels: int = 1, num_classes: int = 2, **kwargs: Any) -> nn.Module:
-    """Build a registered model by name.
+    """Build a registered model by name; see :func:`dualseg.models.create_model` (``forward(x)["seg"]`` = logits)."""
+    from dualseg.models import create_model as _create
 
-    Every model's ``forward(x)`` returns a dict of tensors whose ``"seg"`` entry holds the final segmentation
-    logits of shape ``(N, num_classes, H, W)`` at the label resolution. ``num_classes=1`` means one sigmoid
-    logit (binary); ``num_classes>=2`` means softmax over classes. Multi-output models add named entries.
-    """
-    import dualseg.models  # noqa: F401  (registers the models)
-
-    return MODELS.build(name, in_channels=in_channels, num_classes=num_classes, **kwargs)
+    return _create(name, in_channels=in_channels, num_classes=num_classes, **kwargs)
 
 
 def list_models() -> list[str]:
     """Names of every registered model."""
-    import dualseg.models  # noqa: F401
+    from dualseg.models import list_models as _list
 
-    return MODELS.names()
+    return _list()
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu", which: str = "best") -> nn.Module:

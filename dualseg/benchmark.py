@@ -30,8 +30,8 @@ import torch.nn as nn
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-from dualseg.engine.precision import autocast, cpu_has_native_bf16, resolve_precision
 from dualseg.errors import DualsegError
+from dualseg.runtime import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
 
 FLOPS_NOTE = (
     "FLOPs counted by torch.utils.flop_counter.FlopCounterMode for ONE image (batch 1): 2 FLOPs per multiply-add "
@@ -98,21 +98,6 @@ def write_result(results_dir: str | Path, info: dict[str, Any], name: str, recor
     out.write_text(text)
     print(text, end="")
     return out
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``torch.device`` for 'cpu', 'cuda', 'cuda:N'; a clear DualsegError when CUDA is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise DualsegError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DualsegError(
-            f"device '{device}' requested but no CUDA GPU is available (torch {torch.__version__}); use --device cpu"
-        )
-    if dev.type not in ("cpu", "cuda"):
-        raise DualsegError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
-    return dev
 
 
 def describe_device(device: torch.device) -> str:
@@ -275,7 +260,7 @@ def benchmark_model(
     ``train_batch`` (= ``batch``, at least 2 for models with BatchNorm). Raises DualsegError for an unknown model,
     a missing GPU, or an input size the model cannot take (the model's own message).
     """
-    import dualseg
+    from dualseg.models import create_model
 
     height, width = (int(v) for v in input_size)
     if height < 1 or width < 1:
@@ -291,7 +276,7 @@ def benchmark_model(
     dtype = resolve_precision("auto", dev) if amp else None
 
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = dualseg.create_model(name, in_channels=in_channels, num_classes=num_classes, **model_args)
+    model = create_model(name, in_channels=in_channels, num_classes=num_classes, **model_args)
     model.to(dev, memory_format=layout)
     check = getattr(model, "check_input", None)
     if callable(check):  # the model's own error for a size it cannot take, before any work

@@ -92,7 +92,7 @@ def test_placeholder_blocks_a_job(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted((REPO / "benchmarks/plans").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_plans_load_and_their_configs_validate(path: Path) -> None:
-    from dualseg.engine.config import load_config
+    from dualseg.config import load_config
 
     plan = campaign.load_plan(path)
     for arm in plan.arms:
@@ -279,7 +279,7 @@ def test_stop_after_starts_no_job_that_would_end_too_late(tmp_path: Path, plan: 
 
 
 def test_jobs_count_the_budget_on_the_chosen_clock_and_run_the_schedule_over_it(tmp_path: Path) -> None:
-    from dualseg.engine.config import load_config
+    from dualseg.config import load_config
 
     job = campaign.Job(id="a", config="configs/isbi2012/unet.yaml", arm="a", comparison="c", seed=3, budget_min=2.5)
     run = campaign.run_overrides(job, tmp_path / "run", 2.5, 1, "process")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import dualseg  # noqa: E402
 from dualseg.cli import main  # noqa: E402
-from dualseg.engine.config import load_config  # noqa: E402
+from dualseg.config import load_config  # noqa: E402
 from dualseg.engine.trainer import train  # noqa: E402
 
 COMMON = ["train.epochs=4", "train.iters_per_epoch=8", "train.batch_size=2", "train.time_limit_min=null",

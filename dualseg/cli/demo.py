@@ -70,7 +70,7 @@ def prediction_inputs(data: Path, run_dir: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     import dualseg
-    from dualseg.engine.config import apply_overrides, config_from_dict
+    from dualseg.config import apply_overrides, config_from_dict
     from dualseg.engine.evaluator import evaluate_run, format_summary
     from dualseg.engine.trainer import train
     from dualseg.inference.predict import predict_folder

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dualseg.engine.config import load_config
+    from dualseg.config import load_config
     from dualseg.engine.distributed import is_main_process
     from dualseg.engine.trainer import train
 

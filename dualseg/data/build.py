@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dualseg.config import Config
 from dualseg.data.copies import CopiesDataset, OfflineCopy, copy_samples, make_copies
 from dualseg.data.dataset import SegmentationDataset
 from dualseg.data.descriptions import DatasetDescription, resolve_description, with_overrides
@@ -13,7 +14,6 @@ from dualseg.data.scan import Sample, scan_folder
 from dualseg.data.splits import get_protocol, load_split, make_split, rotating_test_split
 from dualseg.data.sr_pairs import SRSpec
 from dualseg.data.transforms import build_train_transform
-from dualseg.engine.config import Config
 from dualseg.errors import DualsegError
 
 

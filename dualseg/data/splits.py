@@ -174,6 +174,6 @@ def load_split(path: str | Path, stems: Sequence[str] | None = None) -> dict[str
 
 
 def save_split(split: dict[str, list[str]], path: str | Path, meta: dict | None = None) -> None:
-    from dualseg.engine.checkpoint import atomic_write_text
+    from dualseg.safety.atomic import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps({**split, "meta": meta or {}}, indent=1))

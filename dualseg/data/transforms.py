@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import monai.transforms as mt
 
-    from dualseg.engine.config import AugmentConfig
+    from dualseg.config import AugmentConfig
 
 LABEL_KEYS = ("mask", "fov")
 KEYS = ("image", *LABEL_KEYS, "hr_image")

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from dualseg.engine.checkpoint import atomic_write_text
-from dualseg.engine.config import Config, apply_overrides, config_from_dict, dump_config, load_yaml
+from dualseg.config import Config, apply_overrides, config_from_dict, dump_config, load_yaml
 from dualseg.errors import DualsegError
+from dualseg.safety.atomic import atomic_write_text
 
 STD_DDOF = 1
 

@@ -13,11 +13,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dualseg.config import EvalConfig
 from dualseg.data.dataset import SegmentationDataset
 from dualseg.data.sr_pairs import SRSpec
-from dualseg.engine.checkpoint import atomic_write_text
-from dualseg.engine.config import EvalConfig
-from dualseg.engine.precision import autocast, resolve_precision
 from dualseg.errors import DualsegError
 from dualseg.inference.predictor import predict_logits
 from dualseg.metrics import confusion_counts, logits_to_labels, num_labels_for, summarize
@@ -27,6 +25,8 @@ from dualseg.metrics.image_quality import image_quality, unit_affine
 from dualseg.metrics.ranking import average_precision, average_precision_per_class
 from dualseg.metrics.surface import EMPTY_RULE, surface_metrics
 from dualseg.progress import progress_bar
+from dualseg.runtime import autocast, resolve_precision
+from dualseg.safety.atomic import atomic_write_text
 from dualseg.safety.outputs import claim, writing_into
 
 THRESHOLD_CANDIDATES = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 ... 0.95
@@ -351,8 +351,8 @@ def evaluate_run(
 def _evaluate(run_dir: Path, split: str, which: str, data_root: str | None, progress: bool, convention: str | None,
               threshold: float | None, tune: bool | None, select_on: str | None) -> dict:
     from dualseg.data.build import input_mode, input_scale, make_dataset, prepare_data, sr_spec
-    from dualseg.engine.seed import resolve_device
     from dualseg.inference.loading import load_trained
+    from dualseg.runtime import resolve_device
 
     trained = load_trained(run_dir, which)
     cfg = trained.config

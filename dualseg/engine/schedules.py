@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from dualseg.engine.config import ScheduleConfig
+from dualseg.config import ScheduleConfig
 
 
 def lr_factor(cfg: ScheduleConfig, step: float, total: int, warmup: int = 0) -> float:

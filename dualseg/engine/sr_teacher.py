@@ -21,18 +21,18 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
+from dualseg.checkpoint import load_checkpoint, save_checkpoint
+from dualseg.config import Config, apply_overrides, config_from_dict
 from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.dataset import normalize_image
 from dualseg.data.io import read_image, to_channels, to_float
 from dualseg.data.sr_pairs import TARGETS_META
-from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from dualseg.engine.config import Config, apply_overrides, config_from_dict
-from dualseg.engine.seed import resolve_device, seed_everything
 from dualseg.errors import DualsegError
 from dualseg.metrics.image_quality import unit_affine
 from dualseg.models.sr_teacher import SRTeacher
 from dualseg.progress import progress_bar
-from dualseg.safety.atomic import atomic_write
+from dualseg.runtime import resolve_device, seed_everything
+from dualseg.safety.atomic import atomic_write, atomic_write_text
 from dualseg.safety.outputs import writing_into
 
 
@@ -89,7 +89,7 @@ def train_sr_teacher(cfg: Config, features: int = 32, blocks: int = 8, progress:
     """Train the teacher; write ``OUTPUT_DIR/teacher.pt``, ``metrics.csv`` and ``summary.json``; return the summary."""
     out = Path(cfg.output_dir)
     seed_everything(cfg.seed, cfg.train.deterministic)
-    device = resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device, "train.device", "--set train.device=cpu (or auto)")
     bundle = prepare_data(cfg)
     train_set = make_dataset(cfg, bundle, "train", train=True)
     val_paths = [bundle.samples[s].image for s in (bundle.split["val"] or bundle.split["train"][:4])]

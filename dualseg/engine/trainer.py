@@ -26,22 +26,22 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import dualseg
+from dualseg.checkpoint import load_checkpoint, save_checkpoint
+from dualseg.config import Config, config_from_dict, dump_config
 from dualseg.data.build import DataBundle, input_mode, input_scale, make_dataset, prepare_data, split_meta
 from dualseg.data.descriptions import description_to_dict
 from dualseg.data.splits import save_split
 from dualseg.engine import distributed
-from dualseg.engine.checkpoint import atomic_write_text, load_checkpoint, remove_stale_temp_files, save_checkpoint
-from dualseg.engine.config import Config, config_from_dict, dump_config
 from dualseg.engine.data_wait import DataWait
 from dualseg.engine.evaluator import evaluate_dataset
-from dualseg.engine.precision import autocast, resolve_precision
 from dualseg.engine.preflight import changed_keys, check_run_inputs
 from dualseg.engine.schedules import Schedule
-from dualseg.engine.seed import resolve_device, rng_state, seed_everything, set_rng_state
 from dualseg.errors import DualsegError
 from dualseg.losses import build_loss
+from dualseg.models import create_model
 from dualseg.progress import progress_bar
+from dualseg.runtime import autocast, resolve_device, resolve_precision, rng_state, seed_everything, set_rng_state
+from dualseg.safety.atomic import atomic_write_text, remove_stale_temp_files
 from dualseg.safety.outputs import writing_into
 
 CHECKPOINT_DIR = "checkpoints"
@@ -51,7 +51,7 @@ def build_model_from_config(cfg: Config, description) -> torch.nn.Module:
     """The model of a config; channels and classes default to the dataset description's."""
     in_channels = cfg.model.in_channels or description.channels
     num_classes = cfg.model.num_classes or description.num_classes
-    return dualseg.create_model(cfg.model.name, in_channels=in_channels, num_classes=num_classes, **cfg.model.args)
+    return create_model(cfg.model.name, in_channels=in_channels, num_classes=num_classes, **cfg.model.args)
 
 
 def make_optimizer(cfg: Config, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
@@ -134,7 +134,8 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.dist = distributed.current()
-        self.device = self.dist.device(resolve_device(cfg.train.device))
+        device = resolve_device(cfg.train.device, "train.device", "--set train.device=cpu (or auto)")
+        self.device = self.dist.device(device)
         self.bundle: DataBundle = prepare_data(cfg, self.out / "split.json")
         self.model = build_model_from_config(cfg, self.bundle.description).to(self.device)
         check_run_inputs(cfg, self.model, self.bundle)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-import dualseg
+from dualseg.checkpoint import load_checkpoint
+from dualseg.config import Config, config_from_dict
 from dualseg.data.descriptions import DatasetDescription, description_from_dict
-from dualseg.engine.checkpoint import load_checkpoint
-from dualseg.engine.config import Config, config_from_dict
 from dualseg.errors import DualsegError, short_repr
+from dualseg.models import create_model
 
 
 @dataclass
@@ -43,7 +43,7 @@ def build_fitting(name: str, shapes: dict[str, tuple[int, ...]], source: str | P
     999999) are refused before anything is allocated. Tied parameters may be stored under one of their names."""
     try:
         with torch.device("meta"):
-            skeleton = dualseg.create_model(name, **options)
+            skeleton = create_model(name, **options)
     except DualsegError:
         raise
     except Exception as e:  # noqa: BLE001 - bad stored options fail inside a model's constructor in many ways
@@ -62,7 +62,7 @@ def build_fitting(name: str, shapes: dict[str, tuple[int, ...]], source: str | P
         raise DualsegError(f"{source} does not fit model {short_repr(name, 40)} with the stored options "
                            f"({'; '.join(problems[:3])}{more}); the files do not belong together")
     del skeleton
-    return dualseg.create_model(name, **options)
+    return create_model(name, **options)
 
 
 def load_trained(path: str | Path, which: str = "best", device: str | torch.device = "cpu") -> TrainedModel:

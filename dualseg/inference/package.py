@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-import dualseg
 from dualseg.data.descriptions import DatasetDescription, description_from_dict, description_to_dict
 from dualseg.errors import DualsegError
+from dualseg.version import __version__
 
 PACKAGE_FORMAT = "dualseg-model"
 PACKAGE_VERSION = 1
@@ -51,7 +51,7 @@ class InferenceModel:
         return {
             "format": PACKAGE_FORMAT,
             "format_version": PACKAGE_VERSION,
-            "dualseg_version": dualseg.__version__,
+            "dualseg_version": __version__,
             "model": {
                 "name": self.info.get("model_name", type(model).__name__),
                 "args": self.info.get("model_args", {}),

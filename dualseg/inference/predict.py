@@ -12,13 +12,13 @@ import torch
 
 from dualseg.data.dataset import _IMAGENET_MEAN, _IMAGENET_STD, normalize_image
 from dualseg.data.io import IMAGE_EXTENSIONS, read_image, to_channels, to_float
-from dualseg.engine.precision import autocast, resolve_precision
 from dualseg.errors import DualsegError
 from dualseg.inference.package import InferenceModel, load_inference_model
 from dualseg.inference.predictor import predict_probabilities
 from dualseg.inference.volumes import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_volume, unit_range, write_volume
 from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
 from dualseg.progress import progress_bar
+from dualseg.runtime import autocast, resolve_precision
 from dualseg.safety.limits import out_of_memory_hint
 from dualseg.safety.outputs import claim, writing_into
 
@@ -183,7 +183,7 @@ def predict_folder(
     or package folder. ``OUTPUT_DIR`` follows :mod:`dualseg.safety.outputs`: apart from the inputs and the model,
     and a file dualseg did not write there is replaced only with ``overwrite``.
     """
-    from dualseg.engine.seed import resolve_device
+    from dualseg.runtime import resolve_device
 
     options = options or PredictOptions(overlays=overlays)
     options.check()

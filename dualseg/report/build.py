@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dualseg.engine.checkpoint import atomic_write_text
 from dualseg.errors import DualsegError
 from dualseg.report.curves import plot_curves, plot_runs
 from dualseg.report.document import Block, Figure, Gallery, Heading, Text, to_markdown
@@ -21,6 +20,7 @@ from dualseg.report.overlays import LEGEND, write_case_overlays
 from dualseg.report.runs import RunResult, load_runs, select_metrics
 from dualseg.report.statistics import compare_runs
 from dualseg.report.tables import Cell, Table, class_tables, method_table, pooled_table, significance_table
+from dualseg.safety.atomic import atomic_write_text
 from dualseg.safety.outputs import writing_into
 
 RUN_INPUTS = ("config.yaml", "split.json", "metrics.csv", "checkpoints", "eval")

@@ -106,9 +106,9 @@ def predict_cases(
     """Predict the named images of a run's split with its loaded checkpoint, as :func:`evaluate_run` does."""
     from dualseg.data.build import input_mode, input_scale, make_dataset, prepare_data
     from dualseg.data.io import read_image
-    from dualseg.engine.precision import autocast, resolve_precision
     from dualseg.inference.predictor import predict_logits
     from dualseg.metrics import logits_to_labels
+    from dualseg.runtime import autocast, resolve_precision
 
     run_dir = Path(run_dir)
     dev = next(trained.model.parameters()).device
@@ -146,7 +146,7 @@ def write_case_overlays(
     Returns one record per image: ``{"kind", "name", "value", "metric", "path"}``.
     """
     from dualseg.data.io import write_png_atomic
-    from dualseg.engine.seed import resolve_device
+    from dualseg.runtime import resolve_device
 
     best, worst = select_cases(run, metric, k)
     chosen = [("best", i + 1, n, v) for i, (n, v) in enumerate(best)]

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 import dualseg
-import dualseg.engine.checkpoint as checkpoint_module
+import dualseg.checkpoint as checkpoint_module
 import dualseg.safety.atomic as atomic_module
 from dualseg.cli import main
 

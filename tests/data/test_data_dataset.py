@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from dualseg.config import load_config
 from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.dataset import SegmentationDataset
 from dualseg.data.descriptions import get_description
 from dualseg.data.scan import Sample, scan_folder
-from dualseg.engine.config import load_config
 from dualseg.errors import DualsegError
 
 

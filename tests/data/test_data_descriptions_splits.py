@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dualseg.config import load_config
 from dualseg.data.build import prepare_data
 from dualseg.data.descriptions import (
     acdc_patient,
@@ -19,7 +20,6 @@ from dualseg.data.descriptions import (
     resolve_description,
 )
 from dualseg.data.splits import load_split, make_split
-from dualseg.engine.config import load_config
 from dualseg.errors import DualsegError
 
 

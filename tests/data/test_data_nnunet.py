@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 
 from dualseg.cli import main
+from dualseg.config import load_config
 from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.check import check_data
 from dualseg.data.descriptions import get_description, resolve_description
 from dualseg.data.io import read_image, read_mask
 from dualseg.data.nnunet import convert_to_nnunet, nnunet_description, scan_nnunet
 from dualseg.data.scan import scan_folder
-from dualseg.engine.config import load_config
 from dualseg.errors import DualsegError
 
 

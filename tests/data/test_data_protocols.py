@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dualseg.config import load_config
 from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.copies import OfflineCopy, make_copies
 from dualseg.data.scan import Sample
-from dualseg.engine.config import load_config
 from dualseg.errors import DualsegError
 
 SLICES = [str(i) for i in range(30)]

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dualseg.config import load_config
 from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.dataset import load_image
 from dualseg.data.sr_pairs import TARGETS_META, downsample
-from dualseg.engine.config import load_config
 from dualseg.errors import DualsegError
 from dualseg.losses import build_loss
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import time
 
+from dualseg.config import load_config
 from dualseg.data.dataset import SegmentationDataset
-from dualseg.engine.config import load_config
 from dualseg.engine.data_wait import DataWait
 from dualseg.engine.trainer import Trainer
 

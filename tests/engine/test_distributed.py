@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import RandomSampler
 
-from dualseg.engine.checkpoint import load_checkpoint
+from dualseg.checkpoint import load_checkpoint
 from dualseg.engine.distributed import DistContext, EpochSampler, state_digest, wrap_model
 from dualseg.engine.evaluator import evaluate_run
 from dualseg.engine.trainer import rank_rng_state
@@ -106,8 +106,8 @@ def test_two_process_training_on_real_data(data_root, tmp_path):
 
 
 def test_sharded_evaluation_equals_the_whole(data_root):
+    from dualseg.config import load_config
     from dualseg.data.build import make_dataset, prepare_data
-    from dualseg.engine.config import load_config
     from dualseg.engine.distributed import evaluate_shard, merge_shards
     from dualseg.engine.evaluator import evaluate_dataset
     from dualseg.engine.trainer import build_model_from_config

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dualseg.engine.config import apply_overrides, dump_config, load_config, parse_override
+from dualseg.config import apply_overrides, dump_config, load_config, parse_override
 from dualseg.errors import DualsegError
 
 REPO = Path(__file__).resolve().parents[2]

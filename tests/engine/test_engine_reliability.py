@@ -12,11 +12,12 @@ import pytest
 import torch
 
 import dualseg.engine.trainer as trainer_module
-from dualseg.engine.checkpoint import remove_stale_temp_files, save_checkpoint
-from dualseg.engine.config import load_config
-from dualseg.engine.seed import rng_state, set_rng_state
+from dualseg.checkpoint import save_checkpoint
+from dualseg.config import load_config
 from dualseg.engine.trainer import Trainer
 from dualseg.errors import DualsegError
+from dualseg.runtime import rng_state, set_rng_state
+from dualseg.safety.atomic import remove_stale_temp_files
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("kill_resume", REPO / "benchmarks/kill_resume.py")

@@ -7,8 +7,8 @@ import pickle
 import pytest
 import torch
 
-from dualseg.engine.checkpoint import load_checkpoint, save_checkpoint
-from dualseg.engine.config import ScheduleConfig
+from dualseg.checkpoint import load_checkpoint, save_checkpoint
+from dualseg.config import ScheduleConfig
 from dualseg.engine.schedules import Schedule, lr_factor
 from dualseg.errors import DualsegError
 

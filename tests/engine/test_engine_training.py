@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import dualseg.engine.trainer as trainer_module
-from dualseg.engine.config import load_config
+from dualseg.config import load_config
 from dualseg.engine.trainer import Trainer, _move
 from dualseg.errors import DualsegError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dualseg.engine.config import load_config
+from dualseg.config import load_config
 from dualseg.engine.trainer import Trainer, loader_workers
 
 

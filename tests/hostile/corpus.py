@@ -29,9 +29,9 @@ import torch
 from PIL import Image
 
 import dualseg
+from dualseg.checkpoint import save_checkpoint
+from dualseg.config import config_from_dict
 from dualseg.data.descriptions import BINARY_0_255, DatasetDescription, description_to_dict
-from dualseg.engine.checkpoint import save_checkpoint
-from dualseg.engine.config import config_from_dict
 
 TINY_CONFIG = """\
 name: tiny

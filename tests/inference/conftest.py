@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import dualseg
+from dualseg.checkpoint import save_checkpoint
+from dualseg.config import config_from_dict
 from dualseg.data.descriptions import BINARY_0_255, DatasetDescription, description_to_dict
-from dualseg.engine.checkpoint import save_checkpoint
-from dualseg.engine.config import config_from_dict
 
 TOY = DatasetDescription("toy", channels=1, class_names=("background", "object"), mask_values=BINARY_0_255)
 

@@ -59,7 +59,7 @@ def test_danie_recipe_is_cascades_dice() -> None:
     """
     from pathlib import Path
 
-    from dualseg.engine.config import load_config
+    from dualseg.config import load_config
 
     cfg = load_config(Path(__file__).parents[2] / "configs/acdc/danie_s.yaml")
     s = 1e-5

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dualseg.engine.config import load_config
+from dualseg.config import load_config
 from dualseg.engine.evaluator import evaluate_run
 from dualseg.engine.trainer import train
 

@@ -14,9 +14,8 @@ from typing import Any
 import torch
 
 from dualseg.errors import DualsegError
-from dualseg.safety.atomic import atomic_write, atomic_write_text, remove_stale_temp_files
+from dualseg.safety.atomic import atomic_write
 
-__all__ = ["atomic_write_text", "load_checkpoint", "remove_stale_temp_files", "save_checkpoint"]
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     atomic_write(path, lambda f: torch.save(state, f))

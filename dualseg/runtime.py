@@ -1,7 +1,9 @@
-"""Seeding and device choice."""
+"""The process's runtime: seeding and random state, the device, and mixed precision (bf16 autocast where the
+hardware computes it natively, fp16 + GradScaler on older GPUs). Foundation layer: imports only torch and errors."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from typing import Any
@@ -35,12 +37,21 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.deterministic = False
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DualsegError("train.device is 'cuda' but no CUDA GPU is available; use --set train.device=cpu (or auto)")
-    if name == "auto":
+def resolve_device(device: str | torch.device, option: str = "--device", fix: str = "--device cpu") -> torch.device:
+    """'auto' (the GPU when there is one), 'cpu', 'cuda' or 'cuda:N' -> ``torch.device``; ``option`` names where the
+    user set it and ``fix`` what to set instead, for the one-line error when CUDA is asked for but absent."""
+    if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise DualsegError(f"unknown device {device!r} ({option}); use 'auto', 'cpu' or 'cuda'") from e
+    if dev.type not in ("cpu", "cuda"):
+        raise DualsegError(f"unsupported device {device!r} ({option}); use 'auto', 'cpu' or 'cuda'")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DualsegError(f"{option} is '{device}' but no CUDA GPU is available (torch {torch.__version__}); "
+                           f"use {fix}")
+    return dev
 
 
 def rng_state() -> dict[str, Any]:
@@ -67,3 +78,35 @@ def set_rng_state(state: dict[str, Any] | torch.Tensor) -> None:
     random.setstate((version, tuple(keys), gauss))
     name, keys_np, *rest = state["numpy"]
     np.random.set_state((name, keys_np.numpy().astype(np.uint32), *rest))
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AMX or AVX512-BF16, where bf16 autocast is 2-3x faster than fp32 (measured: docs)."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.precision`` ('auto', 'fp32', 'bf16', 'fp16'); None means full fp32."""
+    if setting == "fp32":
+        return None
+    if setting == "fp16":
+        if device.type != "cuda":
+            raise DualsegError("train.precision 'fp16' needs a CUDA GPU; use 'bf16' or 'fp32' on CPU")
+        return torch.float16
+    if setting == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def precision_name(dtype: object) -> str:
+    """'fp32' for no autocast (None, or its string as stored in result records), else 'bf16' / 'fp16'."""
+    return {"None": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(dtype), str(dtype))
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
