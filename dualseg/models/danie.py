@@ -23,9 +23,9 @@ from dualseg.models.blocks.danie import (
     FUSIONS,
     HierarchicalAttention,
     JointPreservation,
-    check_choice,
 )
 from dualseg.models.blocks.upsample import UpConv
+from dualseg.models.options import check_choice
 from dualseg.registry import MODELS
 
 STREAMS = ("dual", "sap", "hap")
@@ -141,9 +141,9 @@ class DANIE(SegmentationModel):
                 f"DANIE: img_size must be a multiple of 32 (MaxViT windows are img_size/32), got {img_size}; "
                 f"nearest valid sizes: {nearest_valid(img_size, PARTITION_RATIO)}"
             )
-        self.streams = check_choice("streams", streams, STREAMS)
-        check_choice("attention order", attention_order, ATTENTION_ORDERS)
-        check_choice("fusion", fusion, FUSIONS)
+        self.streams = check_choice("streams", streams, STREAMS, "DANIE")
+        check_choice("attention order", attention_order, ATTENTION_ORDERS, "DANIE")
+        check_choice("fusion", fusion, FUSIONS, "DANIE")
         if streams != "dual" and fusion != "add":
             raise DualsegError(f"DANIE: streams={streams} has one stream; use fusion=add (Table 5's setting)")
         if len(head_weights) != 4:
