@@ -5,16 +5,16 @@ code). A MaxViT self-attentional stream (SAP) and a convolutional hierarchical-a
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.errors import DualsegError
 from dualseg.models.base import SegmentationModel, nearest_valid
 from dualseg.models.baselines.deeplabv3plus import load_encoder_weights
 from dualseg.models.blocks.conv import ConvNormAct, init_weights
@@ -25,6 +25,7 @@ from dualseg.models.blocks.danie import (
     JointPreservation,
 )
 from dualseg.models.blocks.upsample import UpConv
+from dualseg.models.builder import build_variant, variant_of
 from dualseg.models.options import check_choice
 from dualseg.registry import MODELS
 
@@ -195,22 +196,19 @@ class DANIE(SegmentationModel):
         return {"seg": seg, "heads": heads}
 
 
-def _build(encoder: str, in_channels: int, num_classes: int, img_size: int, options: dict[str, object]) -> DANIE:
-    valid = [p for p in inspect.signature(DANIE).parameters if p not in ("in_channels", "num_classes", "encoder")]
-    for key in options:
-        if key not in valid:
-            hint = did_you_mean(key, valid)
-            raise DualsegError(f"model DANIE has no option '{key}'{hint}; valid options: {', '.join(valid)}")
-    return DANIE(in_channels, num_classes, img_size, encoder=encoder, **options)  # type: ignore[arg-type]
+DANIE_S = {"encoder": "maxvit_tiny_tf_224"}
+DANIE_L = {"encoder": "maxvit_small_tf_224"}
 
 
 @MODELS.register("danie_s")
-def danie_s(in_channels: int = 3, num_classes: int = 9, img_size: int = 224, **options: object) -> DANIE:
+@variant_of(DANIE, fixed=DANIE_S)
+def danie_s(**options: Any) -> DANIE:
     """DANIE-S: MaxViT-tiny self-attentional stream, widths 64/128/256/512 (Section 4.2); options as ``DANIE``."""
-    return _build("maxvit_tiny_tf_224", in_channels, num_classes, img_size, options)
+    return build_variant(DANIE, DANIE_S, options)
 
 
 @MODELS.register("danie_l")
-def danie_l(in_channels: int = 3, num_classes: int = 9, img_size: int = 224, **options: object) -> DANIE:
+@variant_of(DANIE, fixed=DANIE_L)
+def danie_l(**options: Any) -> DANIE:
     """DANIE-L: MaxViT-small self-attentional stream, widths 96/192/384/768 (Section 4.2); options as ``DANIE``."""
-    return _build("maxvit_small_tf_224", in_channels, num_classes, img_size, options)
+    return build_variant(DANIE, DANIE_L, options)

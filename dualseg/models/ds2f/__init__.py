@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dualseg.models.ds2f.backbones import (
     EncoderDecoderBackbone,
+    FinalFeatures,
     SharedASPPBackbone,
     deeplabv3plus_backbone,
     unet_backbone,
@@ -18,6 +19,7 @@ __all__ = [
     "DS2FBackbone",
     "ESPCNHead",
     "EncoderDecoderBackbone",
+    "FinalFeatures",
     "SharedASPPBackbone",
     "build_ds2f",
     "deeplabv3plus_backbone",

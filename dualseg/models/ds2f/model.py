@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from dualseg.errors import DualsegError
 from dualseg.models.base import SegmentationModel
 from dualseg.models.blocks.conv import init_weights
-from dualseg.models.blocks.cross_gate import (
+from dualseg.models.blocks.ds2f import (
     CONTEXTS,
     FIM,
     GATES,
