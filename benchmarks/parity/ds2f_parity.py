@@ -41,9 +41,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from dualseg.benchmark import machine, machine_tag  # noqa: E402
-from dualseg.losses.proxy import RMILoss, SSIMLoss  # noqa: E402
-from dualseg.models.blocks.cross_gate import MRCAB, MSConv, MultiScaleCrossGate  # noqa: E402
-from dualseg.models.ds2f import DS2FUNet  # noqa: E402
+from dualseg.losses.rmi import RMILoss  # noqa: E402
+from dualseg.losses.ssim import SSIMLoss  # noqa: E402
+from dualseg.models.blocks.ds2f import MRCAB, MSConv, MultiScaleCrossGate  # noqa: E402
+from dualseg.models.ds2f import ds2f_unet as DS2FUNet  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "parity" / "ds2f_parity.safetensors"
 

@@ -21,10 +21,7 @@ class SegmentationModel(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
-        if in_channels < 1:
-            raise DualsegError(f"in_channels must be >= 1, got {in_channels}")
-        if num_classes < 1:
-            raise DualsegError(f"num_classes must be >= 1 (1 = one sigmoid logit), got {num_classes}")
+        check_channel_counts(in_channels, num_classes)
         self.in_channels = in_channels
         self.num_classes = num_classes
 
@@ -44,6 +41,14 @@ class SegmentationModel(nn.Module):
                 f"{type(self).__name__} needs H and W divisible by {d}, got {h}x{w}; "
                 f"nearest valid sizes: {nearest_valid(h, d)}x{nearest_valid(w, d)} (pad or resize)"
             )
+
+
+def check_channel_counts(in_channels: int, num_classes: int) -> None:
+    """At least one input channel and one class (1 = one sigmoid logit)."""
+    if in_channels < 1:
+        raise DualsegError(f"in_channels must be >= 1, got {in_channels}")
+    if num_classes < 1:
+        raise DualsegError(f"num_classes must be >= 1 (1 = one sigmoid logit), got {num_classes}")
 
 
 def nearest_valid(size: int, divisor: int) -> str:

@@ -5,16 +5,16 @@ code). A MaxViT self-attentional stream (SAP) and a convolutional hierarchical-a
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.errors import DualsegError
 from dualseg.models.base import SegmentationModel, nearest_valid
 from dualseg.models.baselines.deeplabv3plus import load_encoder_weights
 from dualseg.models.blocks.conv import ConvNormAct, init_weights
@@ -23,9 +23,10 @@ from dualseg.models.blocks.danie import (
     FUSIONS,
     HierarchicalAttention,
     JointPreservation,
-    check_choice,
 )
 from dualseg.models.blocks.upsample import UpConv
+from dualseg.models.builder import build_variant, variant_of
+from dualseg.models.options import check_choice
 from dualseg.registry import MODELS
 
 STREAMS = ("dual", "sap", "hap")
@@ -141,9 +142,9 @@ class DANIE(SegmentationModel):
                 f"DANIE: img_size must be a multiple of 32 (MaxViT windows are img_size/32), got {img_size}; "
                 f"nearest valid sizes: {nearest_valid(img_size, PARTITION_RATIO)}"
             )
-        self.streams = check_choice("streams", streams, STREAMS)
-        check_choice("attention order", attention_order, ATTENTION_ORDERS)
-        check_choice("fusion", fusion, FUSIONS)
+        self.streams = check_choice("streams", streams, STREAMS, "DANIE")
+        check_choice("attention order", attention_order, ATTENTION_ORDERS, "DANIE")
+        check_choice("fusion", fusion, FUSIONS, "DANIE")
         if streams != "dual" and fusion != "add":
             raise DualsegError(f"DANIE: streams={streams} has one stream; use fusion=add (Table 5's setting)")
         if len(head_weights) != 4:
@@ -195,22 +196,19 @@ class DANIE(SegmentationModel):
         return {"seg": seg, "heads": heads}
 
 
-def _build(encoder: str, in_channels: int, num_classes: int, img_size: int, options: dict[str, object]) -> DANIE:
-    valid = [p for p in inspect.signature(DANIE).parameters if p not in ("in_channels", "num_classes", "encoder")]
-    for key in options:
-        if key not in valid:
-            hint = did_you_mean(key, valid)
-            raise DualsegError(f"model DANIE has no option '{key}'{hint}; valid options: {', '.join(valid)}")
-    return DANIE(in_channels, num_classes, img_size, encoder=encoder, **options)  # type: ignore[arg-type]
+DANIE_S = {"encoder": "maxvit_tiny_tf_224"}
+DANIE_L = {"encoder": "maxvit_small_tf_224"}
 
 
 @MODELS.register("danie_s")
-def danie_s(in_channels: int = 3, num_classes: int = 9, img_size: int = 224, **options: object) -> DANIE:
+@variant_of(DANIE, fixed=DANIE_S)
+def danie_s(**options: Any) -> DANIE:
     """DANIE-S: MaxViT-tiny self-attentional stream, widths 64/128/256/512 (Section 4.2); options as ``DANIE``."""
-    return _build("maxvit_tiny_tf_224", in_channels, num_classes, img_size, options)
+    return build_variant(DANIE, DANIE_S, options)
 
 
 @MODELS.register("danie_l")
-def danie_l(in_channels: int = 3, num_classes: int = 9, img_size: int = 224, **options: object) -> DANIE:
+@variant_of(DANIE, fixed=DANIE_L)
+def danie_l(**options: Any) -> DANIE:
     """DANIE-L: MaxViT-small self-attentional stream, widths 96/192/384/768 (Section 4.2); options as ``DANIE``."""
-    return _build("maxvit_small_tf_224", in_channels, num_classes, img_size, options)
+    return build_variant(DANIE, DANIE_L, options)

@@ -11,13 +11,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.errors import DualsegError
 from dualseg.models.base import SegmentationModel, nearest_valid
-from dualseg.models.baselines._common import check_channels, check_dropout
 from dualseg.models.blocks.conv import DoubleConv, init_weights, make_norm
 from dualseg.models.blocks.pfam import PFA_MODES, PeakinessFusionAttention, PFAMBlock
 from dualseg.models.blocks.transformer import PatchEmbed, TransformerBlock, Unpatchify, resample_pos_embed
 from dualseg.models.blocks.upsample import UpConv
+from dualseg.models.options import check_channels, check_choice, check_dropout, check_positive_int
 from dualseg.registry import MODELS
 
 
@@ -80,12 +80,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 FUSION_MODES = ("paper", "code")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DualsegError(f"DRFL: {name} must be a positive integer, got {value!r}")
-    return value
 
 
 class EncodeStage(nn.Sequential):
@@ -387,27 +381,12 @@ class DRFL(SegmentationModel):
         dropout: float = 0.5,
     ) -> None:
         super().__init__(in_channels, num_classes)
-        if variant not in VARIANTS:
-            raise DualsegError(
-                f"DRFL: unknown variant '{variant}'{did_you_mean(str(variant), VARIANTS)}; "
-                f"choose one of {', '.join(VARIANTS)}"
-            )
-        if preset not in PRESETS:
-            raise DualsegError(
-                f"DRFL: unknown preset '{preset}'{did_you_mean(str(preset), PRESETS)}; "
-                f"choose one of {', '.join(PRESETS)}"
-            )
-        if pfa_mode not in PFA_MODES:  # checked here too: variants without PFAM never build the attention
-            raise DualsegError(
-                f"DRFL: unknown pfa_mode '{pfa_mode}'{did_you_mean(str(pfa_mode), PFA_MODES)}; "
-                f"choose one of {', '.join(PFA_MODES)}"
-            )
+        check_choice("variant", variant, VARIANTS, "DRFL")
+        check_choice("preset", preset, PRESETS, "DRFL")
+        # pfa_mode is checked here too: variants without PFAM never build the attention
+        check_choice("pfa_mode", pfa_mode, PFA_MODES, "DRFL")
         PeakinessFusionAttention(1, pfa_mode, pfa_pool, pfa_kernel)  # the same checks for pfa_pool / pfa_kernel
-        if fusion_mode not in FUSION_MODES:
-            raise DualsegError(
-                f"DRFL: unknown fusion_mode '{fusion_mode}'{did_you_mean(str(fusion_mode), FUSION_MODES)}; "
-                f"choose one of {', '.join(FUSION_MODES)}"
-            )
+        check_choice("fusion_mode", fusion_mode, FUSION_MODES, "DRFL")
         cfg = dict(PRESETS[preset])
         given = {
             "widths": widths,
@@ -427,11 +406,11 @@ class DRFL(SegmentationModel):
             raise DualsegError(f"DRFL: widths needs at least 3 entries (stem + 2 encoder stages), got {w!r}")
         dropout = check_dropout("DRFL", dropout)
         rftm_dropout = check_dropout("DRFL", rftm_dropout)
-        patch = _positive_int("rftm_patch", cfg["rftm_patch"])
-        dim = _positive_int("rftm_dim", cfg["rftm_dim"])
-        heads = _positive_int("rftm_heads", cfg["rftm_heads"])
-        depth = _positive_int("rftm_depth", cfg["rftm_depth"])
-        fusion_w = _positive_int("fusion_width", cfg["fusion_width"])
+        patch = check_positive_int("rftm_patch", cfg["rftm_patch"], "DRFL")
+        dim = check_positive_int("rftm_dim", cfg["rftm_dim"], "DRFL")
+        heads = check_positive_int("rftm_heads", cfg["rftm_heads"], "DRFL")
+        depth = check_positive_int("rftm_depth", cfg["rftm_depth"], "DRFL")
+        fusion_w = check_positive_int("fusion_width", cfg["fusion_width"], "DRFL")
         mlp_ratio = float(cfg["rftm_mlp_ratio"])
         if mlp_ratio <= 0:
             raise DualsegError(f"DRFL: rftm_mlp_ratio must be > 0, got {mlp_ratio}")
@@ -443,7 +422,7 @@ class DRFL(SegmentationModel):
         self.size_divisor = 2 ** len(w)
         if spec.rftm:
             self.size_divisor = math.lcm(self.size_divisor, 2 * patch)
-        _positive_int("img_size", img_size)
+        check_positive_int("img_size", img_size, "DRFL")
         if img_size % self.size_divisor:
             raise DualsegError(
                 f"DRFL: img_size {img_size} must be divisible by {self.size_divisor}; "

@@ -14,9 +14,9 @@ from torchvision.models.vgg import VGG19_Weights, cfgs, make_layers
 
 from dualseg.errors import DualsegError, did_you_mean
 from dualseg.models.base import SegmentationModel
-from dualseg.models.baselines._common import check_channels
 from dualseg.models.blocks import ConvNormAct, DoubleConv, init_weights
 from dualseg.models.blocks.positional_skip import PositionalCrossAttentionSkip
+from dualseg.models.options import check_channels
 from dualseg.models.weights import read_weights_file
 from dualseg.registry import MODELS
 

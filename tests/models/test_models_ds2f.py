@@ -13,7 +13,7 @@ import dualseg
 from dualseg.benchmark import count_flops
 from dualseg.errors import DualsegError
 from dualseg.models.blocks import ConvNormAct, UpConv
-from dualseg.models.blocks.cross_gate import CONTEXTS, FIM, GATES, MAF, MultiScaleCrossGate
+from dualseg.models.blocks.ds2f import CONTEXTS, FIM, GATES, MAF, MultiScaleCrossGate
 from dualseg.models.ds2f import DS2F, SFEMS, DS2FBackbone
 
 TINY = {"channels": (8, 16, 32), "hidden": 8, "sr_head_channels": (8, 8)}

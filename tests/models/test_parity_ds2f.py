@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from dualseg.losses.proxy import RMILoss, SSIMLoss
-from dualseg.models.blocks.cross_gate import MRCAB, MSConv, MultiScaleCrossGate
-from dualseg.models.ds2f import DS2FUNet
+from dualseg.losses.rmi import RMILoss
+from dualseg.losses.ssim import SSIMLoss
+from dualseg.models.blocks.ds2f import MRCAB, MSConv, MultiScaleCrossGate
+from dualseg.models.ds2f import ds2f_unet as DS2FUNet
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
 RTOL = 1e-5  # and an absolute tolerance of RTOL x the tensor's largest magnitude: fp32 rounding near zero

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from timm.models import adapt_input_conv
 
 from dualseg.errors import DualsegError, did_you_mean
-from dualseg.models.base import SegmentationModel
 from dualseg.models.blocks import ASPP, ConvNormAct, init_weights
+from dualseg.models.encoder_decoder import EncoderDecoderModel
+from dualseg.models.options import check_positive_int
 from dualseg.models.weights import read_weights_file
 from dualseg.registry import MODELS
 
@@ -100,41 +101,61 @@ def load_encoder_weights(
 
 
 class DeepLabV3PlusDecoder(nn.Module):
-    """ASPP on the deep features, upsample to the low-level (stride-4) features reduced to 48 channels by a 1x1
-    conv, concatenate, two 3x3 ``ConvNormAct``, 1x1 classifier. Returns logits at the low-level resolution."""
+    """DeepLabV3+ decoder: ASPP on the deep features (``aspp``; ``None`` when the caller runs a shared ASPP
+    first, as DS2F's streams), upsample to the low-level (stride-4) features reduced to 48 channels by a 1x1 conv,
+    concatenate, two 3x3 ``ConvNormAct``. ``forward((low, high))`` returns ``channels`` features at stride 4."""
 
-    def __init__(
-        self,
-        low_ch: int,
-        high_ch: int,
-        num_classes: int,
-        channels: int = 256,
-        rates: Sequence[int] = (6, 12, 18),
-        aspp_dropout: float = 0.5,
-        low_proj_ch: int = 48,
-    ) -> None:
+    def __init__(self, low_ch: int, channels: int, aspp: nn.Module | None, low_proj_ch: int = 48) -> None:
         super().__init__()
-        self.aspp = ASPP(high_ch, channels, rates, dropout=aspp_dropout)
+        self.aspp = aspp
         self.low_proj = ConvNormAct(low_ch, low_proj_ch, 1)
         self.fuse = nn.Sequential(
             ConvNormAct(channels + low_proj_ch, channels, 3),
             ConvNormAct(channels, channels, 3),
         )
-        self.classifier = nn.Conv2d(channels, num_classes, 1)
-        init_weights(self)
 
-    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        y = F.interpolate(self.aspp(high), size=low.shape[-2:], mode="bilinear", align_corners=False)
-        return self.classifier(self.fuse(torch.cat([self.low_proj(low), y], dim=1)))
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        low, high = feats
+        if self.aspp is not None:
+            high = self.aspp(high)
+        y = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([self.low_proj(low), y], dim=1))
+
+
+def check_deeplab_options(owner: str, output_stride: int, decoder_channels: int) -> None:
+    """``output_stride`` 8 or 16 and a positive ``decoder_channels``."""
+    if output_stride not in DEFAULT_RATES:
+        raise DualsegError(f"{owner}: output_stride must be 8 or 16, got {output_stride!r}")
+    check_positive_int("decoder_channels", decoder_channels, owner)
+
+
+def build_encoder(
+    in_channels: int,
+    encoder: str,
+    pretrained: bool,
+    pretrained_path: str | os.PathLike[str] | None,
+    output_stride: int,
+) -> nn.Module:
+    """The timm encoder, with ImageNet weights (``pretrained``) or a local weights file (``pretrained_path``)."""
+    model = create_encoder(encoder, in_channels, output_stride, pretrained and pretrained_path is None)
+    if pretrained_path is not None:
+        load_encoder_weights(model, pretrained_path, in_channels)
+    return model
+
+
+def build_aspp(high_ch: int, channels: int, output_stride: int, rates: Sequence[int] | None, dropout: float) -> ASPP:
+    """ASPP with the given atrous ``rates`` (default: those of ``output_stride``, ``DEFAULT_RATES``)."""
+    return ASPP(high_ch, channels, DEFAULT_RATES[output_stride] if rates is None else tuple(rates), dropout=dropout)
 
 
 @MODELS.register("deeplabv3plus")
-class DeepLabV3Plus(SegmentationModel):
+class DeepLabV3Plus(EncoderDecoderModel):
     """DeepLabV3+ (Chen, Zhu, Papandreou, Schroff & Adam, "Encoder-Decoder with Atrous Separable Convolution for
     Semantic Image Segmentation", ECCV 2018) with a timm ResNet encoder.
 
     ASPP on the deepest features (stride ``output_stride``), upsampled to the stride-4 low-level features (reduced
-    to 48 channels by a 1x1 conv), concatenated, two 3x3 convs, a 1x1 classifier, upsampled to the input size.
+    to 48 channels by a 1x1 conv), concatenated, two 3x3 convs, a 1x1 classifier (the head, held by the decoder
+    module as ``decoder.classifier``: the name its checkpoints hold), upsampled to the input size.
     Decoder convolutions are regular (not depthwise-separable) 3x3 convolutions.
 
     Options:
@@ -160,22 +181,19 @@ class DeepLabV3Plus(SegmentationModel):
         aspp_dropout: float = 0.5,
     ) -> None:
         super().__init__(in_channels, num_classes)
-        if output_stride not in DEFAULT_RATES:
-            raise DualsegError(f"deeplabv3plus: output_stride must be 8 or 16, got {output_stride!r}")
-        if not isinstance(decoder_channels, int) or decoder_channels < 1:
-            raise DualsegError(f"deeplabv3plus: decoder_channels must be a positive integer, got {decoder_channels!r}")
+        check_deeplab_options("deeplabv3plus", output_stride, decoder_channels)
         self.size_divisor = output_stride
         self.encoder_name = encoder
-        self.encoder = create_encoder(encoder, in_channels, output_stride, pretrained and pretrained_path is None)
-        if pretrained_path is not None:
-            load_encoder_weights(self.encoder, pretrained_path, in_channels)
+        self.encoder = build_encoder(in_channels, encoder, pretrained, pretrained_path, output_stride)
         low_ch, high_ch = self.encoder.feature_info.channels()
+        aspp = build_aspp(high_ch, decoder_channels, output_stride, aspp_rates, aspp_dropout)
+        self.decoder = DeepLabV3PlusDecoder(low_ch, decoder_channels, aspp)
+        self.decoder.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
+        init_weights(self.decoder)
 
-        rates = DEFAULT_RATES[output_stride] if aspp_rates is None else tuple(aspp_rates)
-        self.decoder = DeepLabV3PlusDecoder(low_ch, high_ch, num_classes, decoder_channels, rates, aspp_dropout)
+    @property
+    def head(self) -> nn.Module:  # type: ignore[override]
+        return self.decoder.classifier
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.check_input(x)
-        low, high = self.encoder(x)
-        y = self.decoder(low, high)
-        return {"seg": F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)}
+    def decode(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.decoder(feats)]

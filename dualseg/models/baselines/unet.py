@@ -1,18 +1,23 @@
 """U-Net (Ronneberger et al., MICCAI 2015, arXiv:1505.04597) and Attention U-Net (Oktay et al., MIDL 2018,
-arXiv:1804.03999), with "same" padding and optional normalisation, so output size = input size."""
+arXiv:1804.03999), with "same" padding and optional normalisation, so output size = input size: the encoder and
+decoder parts (also used by UNet++ and DS2F) and the registered ``unet`` / ``attention_unet``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from dualseg.models.base import SegmentationModel
-from dualseg.models.baselines._common import check_channels, check_deep_supervision, check_dropout
 from dualseg.models.blocks import AttentionGate, DoubleConv, UpConv, check_up_mode, init_weights
+from dualseg.models.builder import build_variant, variant_of
+from dualseg.models.encoder_decoder import EncoderDecoderModel
+from dualseg.models.options import check_channels, check_choice, check_deep_supervision, check_dropout
 from dualseg.registry import MODELS
+
+#: decoder up-sampling: the baseline's two modes and the DS2F code's bilinear x2 + 1x1 conv-norm-ReLU
+DECODER_UP_MODES = ("transpose", "bilinear", "bilinear_1x1")
 
 
 class UNetEncoder(nn.Module):
@@ -38,13 +43,24 @@ class UNetEncoder(nn.Module):
 
 class UNetUpStage(nn.Module):
     """One expanding step: up-convolve the coarser map, concatenate the skip (optionally attention-gated by the
-    coarser map, as in Attention U-Net), then ``DoubleConv``."""
+    coarser map, as in Attention U-Net), then ``DoubleConv``. ``up_mode`` is one of ``DECODER_UP_MODES``."""
 
     def __init__(
-        self, in_ch: int, skip_ch: int, out_ch: int, up_mode: str, norm: str | None, attention: bool = False
+        self,
+        in_ch: int,
+        skip_ch: int,
+        out_ch: int,
+        up_mode: str,
+        norm: str | None,
+        attention: bool = False,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
-        self.up = UpConv(in_ch, out_ch, mode=up_mode)
+        if up_mode == "bilinear_1x1":
+            self.up = UpConv(in_ch, out_ch, "bilinear", kernel_size=1, norm=norm, act="relu",
+                             align_corners=align_corners)
+        else:
+            self.up = UpConv(in_ch, out_ch, mode=up_mode)
         self.gate = AttentionGate(skip_ch, in_ch, norm=norm) if attention else None
         self.conv = DoubleConv(skip_ch + out_ch, out_ch, norm=norm)
 
@@ -54,10 +70,55 @@ class UNetUpStage(nn.Module):
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
-@MODELS.register("unet")
-class UNet(SegmentationModel):
+class UNetDecoder(nn.ModuleList):
+    """Expanding path: one ``UNetUpStage`` per level, deepest first (item 0: level depth -> depth - 1).
+
+    ``forward(feats)`` takes the encoder's maps (finest first) and returns the decoder output of every level,
+    finest first: item ``k`` at stride ``2**k`` with ``channels[k]`` channels (item 0: the final features).
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        norm: str | None,
+        up_mode: str,
+        attention: bool = False,
+        align_corners: bool = False,
+    ) -> None:
+        check_choice("up_mode", up_mode, DECODER_UP_MODES)
+        super().__init__(
+            UNetUpStage(channels[i + 1], channels[i], channels[i], up_mode, norm, attention, align_corners)
+            for i in reversed(range(len(channels) - 1))
+        )
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        y = feats[-1]
+        levels = []
+        for level, stage in zip(reversed(range(len(feats) - 1)), self):
+            y = stage(y, feats[level])
+            levels.append(y)
+        return levels[::-1]
+
+
+class UNetFamily(EncoderDecoderModel):
+    """What U-Net and UNet++ share: one width per level, ``depth`` down-samplings, ``size_divisor = 2**depth``."""
+
+    def set_levels(self, owner: str, channels: Sequence[int], up_mode: str, deep_supervision: bool) -> tuple[int, ...]:
+        """Check and store ``channels``, ``depth``, ``size_divisor`` and ``deep_supervision``; return the widths."""
+        chans = check_channels(owner, channels)
+        check_up_mode(up_mode)
+        self.channels = chans
+        self.depth = len(chans) - 1
+        self.size_divisor = 2**self.depth
+        self.deep_supervision = check_deep_supervision(owner, deep_supervision, chans)
+        return chans
+
+
+class UNet(UNetFamily):
     """U-Net (Ronneberger, Fischer & Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
-    MICCAI 2015).
+    MICCAI 2015); with ``attention=True`` Attention U-Net (Oktay et al., "Attention U-Net: Learning Where to Look
+    for the Pancreas", MIDL 2018): the skip connections pass through additive attention gates driven by the
+    coarser decoder features (``AttentionGate``).
 
     Options:
         channels: width of each resolution level, finest first; ``len(channels) - 1`` down-sampling stages, so
@@ -69,8 +130,6 @@ class UNet(SegmentationModel):
             decoder stages (``aux_k`` from stride ``2**k``), bilinearly upsampled to the input size.
     """
 
-    attention = False
-
     def __init__(
         self,
         in_channels: int = 1,
@@ -80,24 +139,17 @@ class UNet(SegmentationModel):
         up_mode: str = "transpose",
         dropout: float = 0.0,
         deep_supervision: bool = False,
+        attention: bool = False,
     ) -> None:
         super().__init__(in_channels, num_classes)
-        name = type(self).__name__
-        chans = check_channels(name, channels)
-        check_up_mode(up_mode)
-        self.channels = chans
-        self.depth = len(chans) - 1
-        self.size_divisor = 2**self.depth
-        self.deep_supervision = check_deep_supervision(name, deep_supervision, chans)
+        name = "AttentionUNet" if attention else "UNet"
+        chans = self.set_levels(name, channels, up_mode, deep_supervision)
+        self.attention = bool(attention)
 
         self.encoder = UNetEncoder(in_channels, chans, norm=norm)
         p = check_dropout(name, dropout)
         self.dropout = nn.Dropout(p) if p > 0 else nn.Identity()
-        # decoder[0] is the deepest step: level depth -> depth - 1
-        self.decoder = nn.ModuleList(
-            UNetUpStage(chans[i + 1], chans[i], chans[i], up_mode, norm, attention=self.attention)
-            for i in reversed(range(self.depth))
-        )
+        self.decoder = UNetDecoder(chans, norm, up_mode, attention=self.attention)
         self.head = nn.Conv2d(chans[0], num_classes, 1)
         # aux_heads[k - 1] reads the decoder output at level k (stride 2**k)
         self.aux_heads = nn.ModuleList(
@@ -105,28 +157,24 @@ class UNet(SegmentationModel):
         )
         init_weights(self)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.check_input(x)
-        size = x.shape[-2:]
-        skips = self.encoder(x)
-        y = self.dropout(skips[-1])
-        levels: dict[int, torch.Tensor] = {}
-        for level, stage in zip(reversed(range(self.depth)), self.decoder):
-            y = stage(y, skips[level])
-            levels[level] = y
-        out = {"seg": self.head(y)}
-        if self.deep_supervision and self.training:
-            for k, head in enumerate(self.aux_heads, start=1):
-                out[f"aux_{k}"] = F.interpolate(head(levels[k]), size=size, mode="bilinear", align_corners=False)
-        return out
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.encoder(x)
+        return [*feats[:-1], self.dropout(feats[-1])]
+
+
+UNET = {"attention": False}
+ATTENTION_UNET = {"attention": True}
+
+
+@MODELS.register("unet")
+@variant_of(UNet, fixed=UNET)
+def unet(**options: Any) -> UNet:
+    """U-Net (Ronneberger et al., MICCAI 2015); options as ``UNet``."""
+    return build_variant(UNet, UNET, options)
 
 
 @MODELS.register("attention_unet")
-class AttentionUNet(UNet):
-    """Attention U-Net (Oktay et al., "Attention U-Net: Learning Where to Look for the Pancreas", MIDL 2018).
-
-    A U-Net whose skip connections pass through additive attention gates driven by the coarser decoder features
-    (``AttentionGate``). Same options as ``unet``.
-    """
-
-    attention = True
+@variant_of(UNet, fixed=ATTENTION_UNET)
+def attention_unet(**options: Any) -> UNet:
+    """Attention U-Net (Oktay et al., MIDL 2018): U-Net with attention gates on the skips; options as ``unet``."""
+    return build_variant(UNet, ATTENTION_UNET, options)

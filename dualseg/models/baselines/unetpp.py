@@ -7,20 +7,19 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from dualseg.models.base import SegmentationModel
-from dualseg.models.baselines._common import check_channels, check_deep_supervision
-from dualseg.models.baselines.unet import UNetEncoder
-from dualseg.models.blocks import DoubleConv, UpConv, check_up_mode, init_weights
+from dualseg.models.baselines.unet import UNetEncoder, UNetFamily
+from dualseg.models.blocks import DoubleConv, UpConv, init_weights
 from dualseg.registry import MODELS
 
 
 @MODELS.register("unetpp")
-class UNetPlusPlus(SegmentationModel):
+class UNetPlusPlus(UNetFamily):
     """UNet++ (Zhou, Rahman Siddiquee, Tajbakhsh & Liang, "UNet++: A Nested U-Net Architecture for Medical Image
     Segmentation", DLMIA 2018).
 
     Node ``X[i][j]`` (level ``i``, column ``j``) is ``DoubleConv(concat(X[i][0..j-1], Up(X[i+1][j-1])))``;
-    column 0 is the U-Net encoder. ``"seg"`` comes from ``X[0][depth]``.
+    column 0 is the U-Net encoder. ``"seg"`` comes from ``X[0][depth]``. The nested decoder's parts are ``ups``
+    and ``nodes`` (keyed ``"i_j"``), held by the model itself (the names its checkpoints hold).
 
     Options:
         channels: width of each level, finest first; depth = ``len(channels) - 1``, ``size_divisor = 2**depth``.
@@ -40,13 +39,7 @@ class UNetPlusPlus(SegmentationModel):
         deep_supervision: bool = False,
     ) -> None:
         super().__init__(in_channels, num_classes)
-        name = type(self).__name__
-        chans = check_channels(name, channels)
-        check_up_mode(up_mode)
-        self.channels = chans
-        self.depth = len(chans) - 1
-        self.size_divisor = 2**self.depth
-        self.deep_supervision = check_deep_supervision(name, deep_supervision, chans)
+        chans = self.set_levels("UNetPlusPlus", channels, up_mode, deep_supervision)
 
         self.encoder = UNetEncoder(in_channels, chans, norm=norm)
         self.ups = nn.ModuleDict()
@@ -61,15 +54,11 @@ class UNetPlusPlus(SegmentationModel):
         )
         init_weights(self)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.check_input(x)
-        grid: list[list[torch.Tensor]] = [[f] for f in self.encoder(x)]  # grid[i][j] = X[i][j]
+    def decode(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``[X[0][depth], X[0][1], ..., X[0][depth - 1]]``: the final node, then the deep-supervision nodes."""
+        grid: list[list[torch.Tensor]] = [[f] for f in feats]  # grid[i][j] = X[i][j]
         for j in range(1, self.depth + 1):
             for i in range(self.depth - j + 1):
                 up = self.ups[f"{i}_{j}"](grid[i + 1][j - 1])
                 grid[i].append(self.nodes[f"{i}_{j}"](torch.cat([*grid[i][:j], up], dim=1)))
-        out = {"seg": self.head(grid[0][self.depth])}
-        if self.deep_supervision and self.training:
-            for j, head in enumerate(self.aux_heads, start=1):
-                out[f"aux_{j}"] = head(grid[0][j])
-        return out
+        return [grid[0][self.depth], *grid[0][1 : self.depth]]

@@ -10,20 +10,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.errors import DualsegError
 from dualseg.models.blocks.attention import ChannelAttention, PooledSpatialAttention
 from dualseg.models.blocks.conv import ConvNormAct, DoubleConv
+from dualseg.models.options import check_choice
 
 ATTENTION_ORDERS = ("channel_first", "spatial_first")
 FUSIONS = ("jp", "add", "concat_res", "eh_add", "es_add")
-
-
-def check_choice(kind: str, value: object, choices: tuple[str, ...]) -> str:
-    """``value`` when it is one of ``choices``, else a DualsegError naming the choices."""
-    if not isinstance(value, str) or value not in choices:
-        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
-        raise DualsegError(f"DANIE: unknown {kind} {value!r}{hint}; choose one of {', '.join(choices)}")
-    return value
 
 
 def conv_block(in_ch: int, out_ch: int) -> DoubleConv:
@@ -59,7 +52,7 @@ class HierarchicalAttention(nn.Module):
         dynamic_calibration: bool = True,
     ) -> None:
         super().__init__()
-        self.order = check_choice("attention order", order, ATTENTION_ORDERS)
+        self.order = check_choice("attention order", order, ATTENTION_ORDERS, "DANIE")
         if not (channel or spatial):
             raise DualsegError("DANIE: the HAP block needs channel or spatial attention; to drop both use streams=sap")
         self.channel = ChannelAttention(in_ch, reduction) if channel else None
@@ -155,7 +148,7 @@ class JointPreservation(nn.Module):
 
     def __init__(self, channels: int, fusion: str = "jp", has_previous: bool = True, eh_ratio: float = 0.25) -> None:
         super().__init__()
-        self.fusion = check_choice("fusion", fusion, FUSIONS)
+        self.fusion = check_choice("fusion", fusion, FUSIONS, "DANIE")
         self.es = ChannelSelfAttention() if fusion in ("jp", "es_add") else None
         self.eh = GlobalContextGate(channels, eh_ratio) if fusion in ("jp", "eh_add") else None
         self.mix = ConvNormAct(2 * channels, channels, 3, act="gelu") if fusion == "concat_res" else None

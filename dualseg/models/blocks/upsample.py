@@ -5,17 +5,16 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.errors import DualsegError
 from dualseg.models.blocks.conv import ConvNormAct, make_act, make_norm
+from dualseg.models.options import check_choice
 
 UP_MODES = ("transpose", "bilinear")
 
 
 def check_up_mode(mode: str) -> str:
     """Return ``mode`` if it is a known upsampling mode, else raise a ``DualsegError``."""
-    if mode not in UP_MODES:
-        raise DualsegError(f"unknown up_mode '{mode}'{did_you_mean(str(mode), UP_MODES)}; choose one of {UP_MODES}")
-    return mode
+    return check_choice("up_mode", mode, UP_MODES)
 
 
 class UpConv(nn.Module):

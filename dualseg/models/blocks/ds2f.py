@@ -21,29 +21,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.errors import DualsegError
 from dualseg.models.blocks.aspp import ASPP
 from dualseg.models.blocks.attention import SqueezeExcite
 from dualseg.models.blocks.conv import ConvNormAct, DepthwiseConv2d
 from dualseg.models.blocks.transformer import PatchEmbed, TransformerBlock, Unpatchify
+from dualseg.models.options import check_choice, check_positive_int
 
 MSCONV_BRANCHES = ("conv1x1", "dilated", "pool")
 MSCONV_DISABLED = ("substitute", "identity")
 GATES = ("mrcab", "mrcab_gpool", "rcab")
 CONTEXTS = ("msconv", "aspp", "self_attention", "none")
-
-
-def _choice(kind: str, value: object, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
-        raise DualsegError(f"unknown {kind} {value!r}{hint}; choose one of {', '.join(choices)}")
-    return value
-
-
-def _positive_int(kind: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DualsegError(f"{kind} must be a positive integer, got {value!r}")
-    return value
 
 
 class PixelGate(nn.Module):
@@ -78,7 +66,7 @@ class MRCAB(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 4, pool: bool = False) -> None:
         super().__init__()
-        _positive_int("MRCAB reduction", reduction)
+        check_positive_int("MRCAB reduction", reduction)
         self.pool = bool(pool)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
@@ -101,7 +89,7 @@ class RCAB(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 4) -> None:
         super().__init__()
-        _positive_int("RCAB reduction", reduction)
+        check_positive_int("RCAB reduction", reduction)
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1),
             nn.ReLU(inplace=True),
@@ -171,8 +159,8 @@ class MSConv(nn.Module):
             branches = (branches,)
         branches = tuple(branches)
         for b in branches:
-            _choice("MSConv branch", b, MSCONV_BRANCHES)
-        _choice("MSConv disabled mode", disabled, MSCONV_DISABLED)
+            check_choice("MSConv branch", b, MSCONV_BRANCHES)
+        check_choice("MSConv disabled mode", disabled, MSCONV_DISABLED)
         self.groups = groups
         self.group_channels = g = channels // groups
         self.branches = branches
@@ -219,7 +207,7 @@ class SelfAttentionContext(nn.Module):
 
     def __init__(self, channels: int, heads: int = 4, patch: int = 4, mlp_ratio: float = 2.0) -> None:
         super().__init__()
-        self.patch = _positive_int("self-attention patch", patch)
+        self.patch = check_positive_int("self-attention patch", patch)
         self.embed = PatchEmbed(channels, channels, patch)
         self.block = TransformerBlock(channels, heads, mlp_ratio)
         self.unembed = Unpatchify(channels, channels, patch)
@@ -247,7 +235,7 @@ def make_context(
     """The multi-scale context module of the gate by name (Table V): ``"msconv"`` (``MSConv``, the paper),
     ``"aspp"`` (``blocks.ASPP`` ``channels -> channels``, no dropout; needs batch >= 2 in training, like every
     BN-ASPP), ``"self_attention"`` (``SelfAttentionContext``) or ``"none"`` (identity)."""
-    _choice("MSCG context", context, CONTEXTS)
+    check_choice("MSCG context", context, CONTEXTS)
     if context == "msconv":
         return MSConv(channels, msconv_groups, msconv_branches, msconv_disabled, msconv_pool_norm)
     if context == "aspp":
@@ -260,7 +248,7 @@ def make_context(
 def make_gate_attention(gate: str, channels: int, reduction: int = 4) -> nn.Module:
     """The attention block of the gate by name (Table IV): ``"mrcab"`` (``MRCAB``, per-pixel gate, the paper),
     ``"mrcab_gpool"`` (``MRCAB(pool=True)``) or ``"rcab"`` (RCAN's ``RCAB``)."""
-    _choice("MSCG gate", gate, GATES)
+    check_choice("MSCG gate", gate, GATES)
     if gate == "rcab":
         return RCAB(channels, reduction)
     return MRCAB(channels, reduction, pool=gate == "mrcab_gpool")
@@ -312,9 +300,9 @@ class MultiScaleCrossGate(nn.Module):
         msconv_pool_norm: bool = False,
     ) -> None:
         super().__init__()
-        _positive_int("MSCG seg_ch", seg_ch)
-        _positive_int("MSCG sr_ch", sr_ch)
-        _positive_int("MSCG hidden", hidden)
+        check_positive_int("MSCG seg_ch", seg_ch)
+        check_positive_int("MSCG sr_ch", sr_ch)
+        check_positive_int("MSCG hidden", hidden)
         self.fuse = ConvNormAct(seg_ch + sr_ch, hidden, 1, norm="batch", act="gelu")
         self.gate = CrossGate(
             make_gate_attention(gate, hidden, reduction),
@@ -372,7 +360,7 @@ class MAF(nn.Module):
 
     def __init__(self, seg_ch: int, sr_ch: int, hidden: int = 32, groups: int = 4) -> None:
         super().__init__()
-        _positive_int("MAF hidden", hidden)
+        check_positive_int("MAF hidden", hidden)
         self.fuse = nn.Sequential(nn.Conv2d(seg_ch + sr_ch, hidden, 1), SSC(hidden, groups))
         self.to_seg = nn.Conv2d(hidden, seg_ch, 1)
         self.to_sr = nn.Conv2d(hidden, sr_ch, 1)
@@ -401,7 +389,7 @@ class FIM(nn.Module):
 
     def __init__(self, seg_ch: int, sr_ch: int, hidden: int = 8, dilations: Sequence[int] = (1, 2, 4)) -> None:
         super().__init__()
-        _positive_int("FIM hidden", hidden)
+        check_positive_int("FIM hidden", hidden)
         dilations = tuple(dilations)
         if not dilations or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dilations):
             raise DualsegError(f"FIM dilations must be positive integers, got {dilations!r}")

@@ -4,7 +4,6 @@ Super-Resolution Semantic Learning in Medical Image Segmentation", IEEE TPAMI 20
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,19 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.errors import DualsegError
 from dualseg.models.base import SegmentationModel
-from dualseg.models.baselines._common import check_channels
-from dualseg.models.baselines.deeplabv3plus import (
-    DEFAULT_RATES,
-    DeepLabV3PlusDecoder,
-    create_encoder,
-    load_encoder_weights,
-)
-from dualseg.models.baselines.unet import UNetEncoder, UNetUpStage
-from dualseg.models.blocks.aspp import ASPP
 from dualseg.models.blocks.conv import init_weights
-from dualseg.models.blocks.cross_gate import (
+from dualseg.models.blocks.ds2f import (
     CONTEXTS,
     FIM,
     GATES,
@@ -32,18 +22,9 @@ from dualseg.models.blocks.cross_gate import (
     MSCONV_BRANCHES,
     MultiScaleCrossGate,
 )
-from dualseg.models.blocks.upsample import UpConv
-from dualseg.registry import MODELS
+from dualseg.models.options import check_choice, check_positive_int, check_positive_ints, is_positive_int
 
 SFEMS = ("mscg", "none", "fim", "maf")
-UNET_UP_MODES = ("bilinear_1x1", "transpose", "bilinear")
-
-
-def _choice(kind: str, value: object, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
-        raise DualsegError(f"DS2F: unknown {kind} {value!r}{hint}; choose one of {', '.join(choices)}")
-    return value
 
 
 class DS2FBackbone(nn.Module):
@@ -177,43 +158,8 @@ class DS2F(SegmentationModel):
         align_corners: bool = False,
     ) -> None:
         super().__init__(in_channels, num_classes)
-        self._build(
-            backbone,
-            upscale=upscale,
-            sr_stream=sr_stream,
-            sfem=sfem,
-            hidden=hidden,
-            reduction=reduction,
-            gate=gate,
-            context=context,
-            msconv_groups=msconv_groups,
-            msconv_branches=msconv_branches,
-            msconv_disabled=msconv_disabled,
-            sr_head_channels=sr_head_channels,
-            msconv_pool_norm=msconv_pool_norm,
-            align_corners=align_corners,
-        )
-
-    def _build(
-        self,
-        backbone: nn.Module,
-        upscale: int,
-        sr_stream: bool,
-        sfem: str | None,
-        hidden: int,
-        reduction: int,
-        gate: str,
-        context: str,
-        msconv_groups: int,
-        msconv_branches: Sequence[str],
-        msconv_disabled: str,
-        sr_head_channels: Sequence[int],
-        msconv_pool_norm: bool,
-        align_corners: bool,
-    ) -> None:
-        """Build the streams, heads and SFEM around ``backbone`` (after ``SegmentationModel.__init__``)."""
         name = type(self).__name__
-        if isinstance(upscale, bool) or not isinstance(upscale, int) or upscale < 2:
+        if not is_positive_int(upscale) or upscale < 2:
             raise DualsegError(f"{name}: upscale must be an integer >= 2, got {upscale!r}")
         missing = [a for a in ("encode", "make_decoder", "decoder_channels") if not hasattr(backbone, a)]
         if not isinstance(backbone, nn.Module) or missing:
@@ -221,20 +167,16 @@ class DS2F(SegmentationModel):
                 f"{name}: the backbone must be an nn.Module with encode(x), make_decoder() and decoder_channels "
                 f"(see DS2FBackbone); missing: {', '.join(missing) or 'nn.Module'}"
             )
-        ch = backbone.decoder_channels
-        if isinstance(ch, bool) or not isinstance(ch, int) or ch < 1:
-            raise DualsegError(f"{name}: backbone.decoder_channels must be a positive integer, got {ch!r}")
-        mids = tuple(sr_head_channels)
-        if len(mids) != 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in mids):
-            raise DualsegError(f"{name}: sr_head_channels must be two positive integers, got {sr_head_channels!r}")
+        ch = check_positive_int("backbone.decoder_channels", backbone.decoder_channels, name)
+        mids = check_positive_ints("sr_head_channels", sr_head_channels, 2, name)
         sr_stream = bool(sr_stream)
         if sfem is None:
             sfem = "mscg" if sr_stream else "none"
-        _choice("sfem", sfem, SFEMS)
+        check_choice("sfem", sfem, SFEMS, "DS2F")
         if sfem != "none" and not sr_stream:
             raise DualsegError(f"{name}: sfem={sfem!r} needs the SR stream; use sr_stream=True or sfem='none'")
-        _choice("gate", gate, GATES)
-        _choice("context", context, CONTEXTS)
+        check_choice("gate", gate, GATES, "DS2F")
+        check_choice("context", context, CONTEXTS, "DS2F")
 
         self.upscale = upscale
         self.align_corners = bool(align_corners)
@@ -323,237 +265,3 @@ class DS2F(SegmentationModel):
             "seg": self._seg_logits(self.seg_decoder(feats), lr_size),
             "sr": self._sr_image(self.sr_decoder(feats), lr_size),
         }
-
-
-# --- U-Net backbone -------------------------------------------------------------------------------------------------
-class UNetDecoder(nn.Module):
-    """A U-Net expanding path (``UNetUpStage`` per level, deepest first) from the encoder's feature list to
-    ``channels[0]`` channels at the input resolution. ``up_mode="bilinear_1x1"``: bilinear x2 then 1x1 conv + norm
-    + ReLU before the skip concatenation (the DS2F code's ``Upsample``); ``"transpose"`` / ``"bilinear"``: the
-    ``unet`` baseline's up-convolutions."""
-
-    def __init__(self, channels: Sequence[int], norm: str | None, up_mode: str, align_corners: bool = False) -> None:
-        super().__init__()
-        chans = tuple(channels)
-        stages = []
-        for i in reversed(range(len(chans) - 1)):
-            mode = "bilinear" if up_mode == "bilinear_1x1" else up_mode
-            stage = UNetUpStage(chans[i + 1], chans[i], chans[i], mode, norm)
-            if up_mode == "bilinear_1x1":
-                stage.up = UpConv(chans[i + 1], chans[i], mode="bilinear", kernel_size=1, norm=norm, act="relu",
-                                  align_corners=align_corners)
-            stages.append(stage)
-        self.stages = nn.ModuleList(stages)
-        init_weights(self)
-
-    def forward(self, skips: Sequence[torch.Tensor]) -> torch.Tensor:
-        y = skips[-1]
-        for level, stage in zip(reversed(range(len(skips) - 1)), self.stages):
-            y = stage(y, skips[level])
-        return y
-
-
-class UNetBackbone(DS2FBackbone):
-    """U-Net encoder (``UNetEncoder`` of the baselines: DoubleConv per level, 3x3 convs + norm + ReLU) with the DS2F
-    code's 3x3 stride-2 padding-1 max-pools; decoders are ``UNetDecoder``."""
-
-    def __init__(
-        self, in_channels: int, channels: Sequence[int], norm: str | None, up_mode: str, align_corners: bool = False
-    ) -> None:
-        super().__init__()
-        self.channels = check_channels("ds2f_unet", channels)
-        self.align_corners = bool(align_corners)
-        self.norm = norm
-        self.up_mode = _choice("up_mode", up_mode, UNET_UP_MODES)
-        self.encoder = UNetEncoder(in_channels, self.channels, norm=norm)
-        for stage in self.encoder.stages[1:]:
-            stage[0] = nn.MaxPool2d(3, stride=2, padding=1)
-        self.size_divisor = 2 ** (len(self.channels) - 1)
-        self.decoder_channels = self.channels[0]
-        init_weights(self)
-
-    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.encoder(x)
-
-    def make_decoder(self) -> nn.Module:
-        return UNetDecoder(self.channels, self.norm, self.up_mode, self.align_corners)
-
-
-@MODELS.register("ds2f_unet")
-class DS2FUNet(DS2F):
-    """DS2F with a U-Net backbone (the paper's vessel and lesion models; code ``Unet(super_reso=True, sr_layer=5,
-    sr_seg_fusion=True, before=True)``). Options as ``DS2F`` plus:
-
-        channels: widths per level, finest first (64, 128, 256, 512, 1024 as the code); H and W divisible by
-            ``2 ** (len(channels) - 1)``. The SR decoder is a full second expanding path (code ``sr_layer=5``).
-        norm: the convolutions' normalisation (``"batch"``, code).
-        up_mode: ``"bilinear_1x1"`` (code: bilinear x2 + 1x1 conv-BN-ReLU, then skip concat and DoubleConv),
-            ``"transpose"`` or ``"bilinear"`` (the ``unet`` baseline's up-stages).
-
-    Down-sampling uses the code's 3x3 stride-2 max-pool (the baseline U-Net: 2x2); pooling is free in FLOPs and
-    gives the same sizes on valid inputs. Batch 1 works in training (no BN on 1x1 maps).
-    """
-
-    def __init__(
-        self,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        channels: Sequence[int] = (64, 128, 256, 512, 1024),
-        norm: str | None = "batch",
-        up_mode: str = "bilinear_1x1",
-        upscale: int = 2,
-        sr_stream: bool = True,
-        sfem: str | None = None,
-        hidden: int = 32,
-        reduction: int = 4,
-        gate: str = "mrcab",
-        context: str = "msconv",
-        msconv_groups: int = 4,
-        msconv_branches: Sequence[str] = MSCONV_BRANCHES,
-        msconv_disabled: str = "substitute",
-        sr_head_channels: Sequence[int] = (64, 32),
-        msconv_pool_norm: bool = False,
-        align_corners: bool = False,
-    ) -> None:
-        SegmentationModel.__init__(self, in_channels, num_classes)  # validate before building the backbone
-        self._build(
-            UNetBackbone(in_channels, channels, norm, up_mode, align_corners),
-            upscale=upscale,
-            sr_stream=sr_stream,
-            sfem=sfem,
-            hidden=hidden,
-            reduction=reduction,
-            gate=gate,
-            context=context,
-            msconv_groups=msconv_groups,
-            msconv_branches=msconv_branches,
-            msconv_disabled=msconv_disabled,
-            sr_head_channels=sr_head_channels,
-            msconv_pool_norm=msconv_pool_norm,
-            align_corners=align_corners,
-        )
-
-
-# --- DeepLabV3+ backbone --------------------------------------------------------------------------------------------
-class DeepLabStreamDecoder(DeepLabV3PlusDecoder):
-    """One stream's DeepLabV3+ decoder (the baseline's ``DeepLabV3PlusDecoder`` without its ASPP, which the streams
-    share, and without its classifier): stride-4 features -> 1x1 to 48, concat with the upsampled ASPP output, two
-    3x3 ``ConvNormAct`` -> ``channels`` at stride 4. ``forward((low, aspp_out))``."""
-
-    def __init__(self, low_ch: int, channels: int) -> None:
-        super().__init__(low_ch, channels, num_classes=1, channels=channels, rates=(1,), aspp_dropout=0.0)
-        self.aspp = nn.Identity()
-        self.classifier = nn.Identity()
-
-    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
-        low, high = feats
-        return super().forward(low, high)
-
-
-class DeepLabBackbone(DS2FBackbone):
-    """timm ResNet encoder (``create_encoder`` of the baseline) + ASPP, shared by both streams as in the code;
-    ``encode`` returns (stride-4 features, ASPP output); decoders are ``DeepLabStreamDecoder``."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        encoder: str,
-        pretrained: bool,
-        pretrained_path: str | os.PathLike[str] | None,
-        output_stride: int,
-        aspp_rates: Sequence[int] | None,
-        decoder_channels: int,
-        aspp_dropout: float,
-    ) -> None:
-        super().__init__()
-        if output_stride not in DEFAULT_RATES:
-            raise DualsegError(f"ds2f_deeplabv3plus: output_stride must be 8 or 16, got {output_stride!r}")
-        if isinstance(decoder_channels, bool) or not isinstance(decoder_channels, int) or decoder_channels < 1:
-            raise DualsegError(
-                f"ds2f_deeplabv3plus: decoder_channels must be a positive integer, got {decoder_channels!r}"
-            )
-        self.encoder = create_encoder(encoder, in_channels, output_stride, pretrained and pretrained_path is None)
-        if pretrained_path is not None:
-            load_encoder_weights(self.encoder, pretrained_path, in_channels)
-        self.low_ch, high_ch = self.encoder.feature_info.channels()
-        rates = DEFAULT_RATES[output_stride] if aspp_rates is None else tuple(aspp_rates)
-        self.aspp = init_weights(ASPP(high_ch, decoder_channels, rates, dropout=aspp_dropout))
-        self.size_divisor = output_stride
-        self.decoder_channels = decoder_channels
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low, high = self.encoder(x)
-        return low, self.aspp(high)
-
-    def make_decoder(self) -> nn.Module:
-        return DeepLabStreamDecoder(self.low_ch, self.decoder_channels)
-
-
-@MODELS.register("ds2f_deeplabv3plus")
-class DS2FDeepLabV3Plus(DS2F):
-    """DS2F with a DeepLabV3+ backbone (the paper's lesion and Cityscapes models; code ``DeeplabV3Plus``).
-    Options as ``DS2F`` plus the ``deeplabv3plus`` baseline's: ``encoder`` (timm ResNet), ``pretrained``,
-    ``pretrained_path``, ``output_stride`` (16 default as the baseline; the code's vessel script uses 8),
-    ``aspp_rates``, ``decoder_channels`` (256), ``aspp_dropout``.
-
-    Encoder and ASPP are shared; each stream has its own decoder (low-level 1x1 -> 48, two 3x3 convs, stride 4).
-    The seg logits are bilinearly brought to the LR size, then x ``upscale``; the SR features are bilinearly brought
-    to the LR size before the ESPCN head; the SFEM works at stride 4. Fixes the released code's bug:
-    ``proxy_seg`` is computed from the FUSED segmentation feature. Training needs batch >= 2 (the ASPP's
-    image-pooling branch normalises one value per channel). ``align_corners`` applies to the heads' upsampling (the
-    decoder's own upsampling is the baseline's).
-    """
-
-    def __init__(
-        self,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        encoder: str = "resnet50",
-        pretrained: bool = False,
-        pretrained_path: str | os.PathLike[str] | None = None,
-        output_stride: int = 16,
-        aspp_rates: Sequence[int] | None = None,
-        decoder_channels: int = 256,
-        aspp_dropout: float = 0.5,
-        upscale: int = 2,
-        sr_stream: bool = True,
-        sfem: str | None = None,
-        hidden: int = 32,
-        reduction: int = 4,
-        gate: str = "mrcab",
-        context: str = "msconv",
-        msconv_groups: int = 4,
-        msconv_branches: Sequence[str] = MSCONV_BRANCHES,
-        msconv_disabled: str = "substitute",
-        sr_head_channels: Sequence[int] = (64, 32),
-        msconv_pool_norm: bool = False,
-        align_corners: bool = False,
-    ) -> None:
-        SegmentationModel.__init__(self, in_channels, num_classes)  # validate before building the backbone
-        backbone = DeepLabBackbone(
-            in_channels,
-            encoder,
-            pretrained,
-            pretrained_path,
-            output_stride,
-            aspp_rates,
-            decoder_channels,
-            aspp_dropout,
-        )
-        self.encoder_name = encoder
-        self._build(
-            backbone,
-            upscale=upscale,
-            sr_stream=sr_stream,
-            sfem=sfem,
-            hidden=hidden,
-            reduction=reduction,
-            gate=gate,
-            context=context,
-            msconv_groups=msconv_groups,
-            msconv_branches=msconv_branches,
-            msconv_disabled=msconv_disabled,
-            sr_head_channels=sr_head_channels,
-            msconv_pool_norm=msconv_pool_norm,
-            align_corners=align_corners,
-        )

@@ -1,4 +1,4 @@
-"""DS2F's shared-feature modules (blocks/cross_gate.py): MRCAB/RCAB, MS-Conv, MSCG, MAF, FIM on tiny tensors."""
+"""DS2F's shared-feature modules (blocks/ds2f.py): MRCAB/RCAB, MS-Conv, MSCG, MAF, FIM on tiny tensors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from dualseg.errors import DualsegError
 from dualseg.models.blocks import ASPP, SqueezeExcite
-from dualseg.models.blocks.cross_gate import (
+from dualseg.models.blocks.ds2f import (
     CONTEXTS,
     FIM,
     GATES,
@@ -199,7 +199,7 @@ def test_fim_spatial_weight_on_outputs() -> None:
 
 def test_msconv_pooled_group_is_left_out_of_batch_norm():
     """Identical samples make the pooled channels' batch variance zero; gradients must stay finite."""
-    from dualseg.models.blocks.cross_gate import MSConv
+    from dualseg.models.blocks.ds2f import MSConv
 
     block = MSConv(8, groups=4).train()
     x = torch.randn(1, 8, 6, 6).repeat(4, 1, 1, 1).requires_grad_(True)
