@@ -28,7 +28,7 @@ register_description(binary_description(
 register_entry(CatalogEntry(
     name=NAME,
     title="2018 Data Science Bowl nuclei, stage-1 training set with hand-corrected masks "
-    "(Caicedo et al. 2019)",
+    "(Caicedo et al., Nature Methods 2019)",
     homepage="https://bbbc.broadinstitute.org/BBBC038",
     licence="BBBC038 is reported CC0 (verify); cite Caicedo et al. 2019",
     size="~80 MB",

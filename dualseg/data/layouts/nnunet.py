@@ -1,4 +1,4 @@
-"""The nnU-Net v2 raw layout, read as a dualseg dataset (``dualseg convert-nnunet`` writes it: ``convert_nnunet``).
+"""The nnU-Net v2 raw layout, read as a dualseg dataset (``dualseg convert-nnunet`` writes one: ``convert_nnunet``).
 
 An nnU-Net v2 raw dataset (``nnUNet_raw/DatasetXXX_Name/``) holds ``dataset.json`` (``channel_names``, ``labels``,
 ``numTraining``, ``file_ending``), ``imagesTr/<case>_0000<ending>`` (one file per channel: ``_0000``, ``_0001``, ...),
