@@ -48,7 +48,7 @@ def smoke_stems(name: str, root: Path) -> list[str]:
     if name == "drive":
         return [s for s in stems if s.endswith("_training")][:4] + [s for s in stems if s.endswith("_test")][:2]
     if name == "cvc_clinicdb":
-        from dualseg.data.descriptions import cvc_sequence
+        from dualseg.data.datasets.cvc_clinicdb import cvc_sequence
 
         by_seq: dict[str, list[str]] = {}
         for s in sorted(stems, key=int):

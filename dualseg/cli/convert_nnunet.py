@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dualseg.data.check import check_data
-    from dualseg.data.nnunet import convert_to_nnunet
+    from dualseg.data.convert_nnunet import convert_to_nnunet
 
     target = convert_to_nnunet(args.src, args.dest, args.dataset_id, args.name, args.dataset,
                                keep_test=not args.all_train)

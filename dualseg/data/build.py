@@ -9,8 +9,10 @@ from pathlib import Path
 from dualseg.config import Config
 from dualseg.data.copies import CopiesDataset, OfflineCopy, copy_samples, make_copies
 from dualseg.data.dataset import SegmentationDataset
-from dualseg.data.descriptions import DatasetDescription, resolve_description, with_overrides
-from dualseg.data.scan import Sample, scan_folder
+from dualseg.data.descriptions import DatasetDescription, with_overrides
+from dualseg.data.layouts import scan_folder
+from dualseg.data.resolve import resolve_description
+from dualseg.data.scan import Sample
 from dualseg.data.splits import get_protocol, load_split, make_split, rotating_test_split
 from dualseg.data.sr_pairs import SRSpec
 from dualseg.data.transforms import build_train_transform

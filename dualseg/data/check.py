@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dualseg.data.descriptions import DatasetDescription, resolve_description
+from dualseg.data.descriptions import DatasetDescription
 from dualseg.data.io import read_image, read_mask, to_float
-from dualseg.data.scan import scan_folder
+from dualseg.data.layouts import scan_folder
+from dualseg.data.resolve import resolve_description
 from dualseg.errors import DualsegError
 from dualseg.progress import progress_bar
 

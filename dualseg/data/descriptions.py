@@ -1,22 +1,26 @@
-"""Dataset descriptions: what each folder layout holds (channels, classes, value encoding, default split).
+"""Dataset descriptions: what a dataset folder holds (channels, classes, value encoding, default split).
 
-A description is looked up by name (``data.dataset`` in the config) or by the folder's name; unknown folders get
-one inferred from their files (:func:`infer_description`). Add a dataset by calling :func:`register_description`.
+A description is looked up by name (``data.dataset`` in the config) or by the folder's name
+(:func:`dualseg.data.resolve.resolve_description`, which infers one for unknown folders). The known datasets register
+theirs in :mod:`dualseg.data.datasets`; add one by calling :func:`register_description`. A description travels in
+checkpoints and packages as :func:`description_to_dict`.
 """
 
 from __future__ import annotations
 
-import csv
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.data.names import NameTable
+from dualseg.errors import DualsegError
 
 BINARY_0_255 = {0: 0, 255: 1}
+# the test and validation fractions of a seeded 80/10/10 split (validation: a ninth of what the test set leaves)
+SPLIT_80_10_10 = {"test_fraction": 0.1, "val_fraction": 0.1 / 0.9}
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,19 @@ class DatasetDescription:
         return out.astype(np.uint8 if out.max(initial=0) <= 255 else np.uint16)
 
 
-_DESCRIPTIONS: dict[str, DatasetDescription] = {}
+def binary_description(name: str, channels: int, foreground: str, **fields: Any) -> DatasetDescription:
+    """A ``background``/``foreground`` description of masks stored as 0/255 (0/1 masks are read too)."""
+    return DatasetDescription(name, channels, ("background", foreground), BINARY_0_255, **fields)
+
+
+_DESCRIPTIONS: NameTable[DatasetDescription] = NameTable(
+    "dataset description", "known: {known}, or 'auto' to infer one from the folder"
+)
 
 
 def register_description(description: DatasetDescription) -> DatasetDescription:
-    _DESCRIPTIONS[description.name] = description
-    return description
+    """Make ``description`` known by its name (``data.dataset``, or a folder of that name)."""
+    return _DESCRIPTIONS.register(description.name, description)
 
 
 def list_descriptions() -> list[str]:
@@ -118,67 +129,7 @@ def list_descriptions() -> list[str]:
 
 
 def get_description(name: str) -> DatasetDescription:
-    if name not in _DESCRIPTIONS:
-        raise DualsegError(
-            f"unknown dataset description '{name}'{did_you_mean(name, _DESCRIPTIONS)}; known: "
-            f"{', '.join(list_descriptions())}, or 'auto' to infer one from the folder"
-        )
-    return _DESCRIPTIONS[name]
-
-
-def resolve_description(root: str | Path, name: str = "auto") -> DatasetDescription:
-    """The named description, the one registered under the folder's name, or one inferred from the files."""
-    from dualseg.data.nnunet import NNUNET, is_nnunet_dataset, nnunet_description
-
-    if name == NNUNET or (name == "auto" and is_nnunet_dataset(root)):
-        return nnunet_description(root)
-    if name != "auto":
-        return get_description(name)
-    folder = Path(root).name
-    if folder in _DESCRIPTIONS:
-        return _DESCRIPTIONS[folder]
-    return infer_description(root)
-
-
-def infer_description(root: str | Path, max_files: int = 64) -> DatasetDescription:
-    """Guess channels and classes from a sample of files: 0/255 masks are binary, small integers are classes."""
-    from dualseg.data.io import read_image, read_mask
-    from dualseg.data.scan import scan_folder
-
-    scan = scan_folder(root, image_dir="images", mask_dir="masks")
-    if not scan.samples:
-        found = f": {'; '.join(scan.problems[:3])}" if scan.problems else ""
-        raise DualsegError(
-            f"no image/mask pairs found under {root}{found}; expected images/ and masks/ with matching stems"
-        )
-    sample = scan.samples[:: max(1, len(scan.samples) // max_files)][:max_files]
-    channels = 1
-    values: set[int] = set()
-    binary_masks = 0  # masks holding only 0/255 or only 0/1
-    for s in sample:
-        try:
-            img, mask = read_image(s.image, s.extra_channels), read_mask(s.mask)
-        except DualsegError:
-            continue  # unreadable files are reported by check-data / refused by the dataset, not guessed from
-        channels = max(channels, 3 if img.shape[-1] >= 3 else 1)
-        mask_values = set(np.unique(mask).tolist())
-        values |= mask_values
-        binary_masks += mask_values <= {0, 255} or mask_values <= {0, 1}
-    if values <= {0, 255}:
-        return DatasetDescription(Path(root).name, channels, ("background", "foreground"), {0: 0, 255: 1})
-    if values <= {0, 1}:
-        return DatasetDescription(Path(root).name, channels, ("background", "foreground"))
-    if values <= {0, 1, 255} or (255 in values and binary_masks > len(sample) / 2):
-        # 0/255 masks, possibly mixed with 0/1 ones (both read as binary); a few masks with other values are
-        # then reported by name as outside the declared classes instead of turning the whole folder into classes
-        return DatasetDescription(Path(root).name, channels, ("background", "foreground"), {0: 0, 255: 1})
-    n = int(max(values)) + 1
-    if n > 64:
-        raise DualsegError(
-            f"{root}: masks hold values up to {n - 1}, too many for class indices; instance masks? "
-            "set data.instance_masks=true (reduced to one foreground class), or convert the masks"
-        )
-    return DatasetDescription(Path(root).name, channels, ("background", *[f"class_{i}" for i in range(1, n)]))
+    return _DESCRIPTIONS.pick(name)
 
 
 def with_overrides(description: DatasetDescription, **changes: object) -> DatasetDescription:
@@ -210,125 +161,3 @@ def description_from_dict(data: dict) -> DatasetDescription:
         instance_masks=bool(data.get("instance_masks", False)),
         volume_pattern=data.get("volume_pattern"),
     )
-
-
-# --- the datasets of ../shared/data (see each folder's DATASET.md) -------------------------------------------------
-
-register_description(
-    DatasetDescription(
-        name="isbi2012",
-        channels=1,
-        class_names=("membrane", "cell_interior"),
-        mask_values=BINARY_0_255,
-        background=None,
-        val_fraction=0.2,
-        notes="ISBI 2012 EM membranes: 30 labelled 512x512 images; 255 = cell interior, 0 = membrane; "
-        "no official labelled test set, so a seeded 24/6 train/val split.",
-    )
-)
-
-
-def _drive_test(stems: Sequence[str], root: Path) -> list[str]:
-    return [s for s in stems if s.endswith("_test")]
-
-
-register_description(
-    DatasetDescription(
-        name="drive",
-        channels=3,
-        class_names=("background", "vessel"),
-        mask_values=BINARY_0_255,
-        fov_dir="fov_masks",
-        default_test=_drive_test,
-        val_fraction=0.2,
-        notes="DRIVE retinal vessels: official split 20 *_training / 20 *_test (held out); validation carved "
-        "from training; metrics inside the field-of-view masks.",
-    )
-)
-
-# Frame-number ranges of the 29 video sequences (official CVC-ClinicDB README): last frame of each sequence.
-_CVC_SEQUENCE_ENDS = (25, 50, 67, 78, 103, 126, 151, 177, 199, 205, 227, 252, 276, 297, 317, 342, 363, 383, 408, 428,
-                      447, 466, 478, 503, 528, 546, 571, 591, 612)
-
-
-def cvc_sequence(stem: str) -> str:
-    """The video sequence (1..29) of a CVC-ClinicDB frame, so frames of one sequence stay in one split."""
-    match = re.fullmatch(r"\d+", stem)
-    if not match:
-        return stem
-    frame = int(stem)
-    for seq, last in enumerate(_CVC_SEQUENCE_ENDS, start=1):
-        if frame <= last:
-            return f"seq{seq:02d}"
-    return stem
-
-
-register_description(
-    DatasetDescription(
-        name="cvc_clinicdb",
-        channels=3,
-        class_names=("background", "polyp"),
-        mask_values=BINARY_0_255,
-        group_key=cvc_sequence,
-        test_fraction=0.1,
-        val_fraction=0.1 / 0.9,
-        notes="CVC-ClinicDB polyps: 612 frames of 29 video sequences; 80/10/10 split by sequence.",
-    )
-)
-
-register_description(
-    DatasetDescription(
-        name="dsb2018",
-        channels=3,
-        class_names=("background", "nucleus"),
-        mask_values=BINARY_0_255,
-        test_fraction=0.1,
-        val_fraction=0.1 / 0.9,
-        notes="2018 Data Science Bowl stage-1 test images with released masks (65); RGBA alpha dropped; "
-        "instance ids in instance_masks/ (data.mask_dir=instance_masks with data.instance_masks=true reads them, "
-        "reduced to semantic).",
-    )
-)
-
-
-def acdc_patient(stem: str) -> str:
-    match = re.match(r"(patient\d+)_", stem)
-    return match.group(1) if match else stem
-
-
-def _acdc_test(stems: Sequence[str], root: Path) -> list[str]:
-    """The SSL4MIS 'val' patients of split.csv are the held-out evaluation set (its test patients are absent)."""
-    split_file = root / "split.csv"
-    if not split_file.is_file():
-        raise DualsegError(f"{split_file} not found: the ACDC description reads its patient split from it")
-    with open(split_file, newline="") as f:
-        held_out = {row["stem"] for row in csv.DictReader(f) if row["split"] != "train"}
-    return [s for s in stems if s in held_out]
-
-
-register_description(
-    DatasetDescription(
-        name="acdc",
-        channels=1,
-        class_names=("background", "RV", "Myo", "LV"),
-        group_key=acdc_patient,
-        default_test=_acdc_test,
-        val_fraction=1 / 7,
-        volume_pattern=r"^(patient\d+_frame\d+)_slice_\d+$",
-        notes="ACDC cine-MRI slices (16-bit, value/65535), classes 0 bg, 1 RV, 2 Myo, 3 LV; split.csv's val "
-        "patients are the held-out test set, validation = 10 of the 70 training patients (by patient).",
-    )
-)
-
-register_description(
-    DatasetDescription(
-        name="kvasir_seg",
-        channels=3,
-        class_names=("background", "polyp"),
-        mask_values=BINARY_0_255,
-        test_fraction=0.1,
-        val_fraction=0.1 / 0.9,
-        notes="Kvasir-SEG polyps: 1,000 JPEG frames with 0/255 masks (binarised from JPEG by fetch-data); no "
-        "official split, seeded 80/10/10.",
-    )
-)

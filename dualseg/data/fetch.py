@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import re
 import shutil
 import tarfile
 import tempfile
@@ -24,13 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from dualseg.data.check import DataReport, check_data
-from dualseg.data.fetch_catalog import CATALOG, CatalogEntry, Resource, find_entry
-from dualseg.data.io import IMAGE_EXTENSIONS, read_image, read_mask, write_png_atomic
-from dualseg.errors import DualsegError, did_you_mean
+from dualseg.data.conversion import CONVERTERS
+from dualseg.data.fetch_catalog import CatalogEntry, Resource, get_entry
+from dualseg.errors import DualsegError
 from dualseg.progress import progress_bar
 
 CHUNK = 1 << 20
@@ -42,16 +38,6 @@ class FetchResult:
     dest: Path
     report: DataReport
     notes: list[str] = field(default_factory=list)
-
-
-def get_entry(name: str) -> CatalogEntry:
-    entry = find_entry(name)
-    if entry is None:
-        raise DualsegError(
-            f"unknown dataset '{name}'{did_you_mean(name.lower(), CATALOG)}; 'dualseg fetch-data --list' shows "
-            f"the known ones ({', '.join(sorted(CATALOG))})"
-        )
-    return entry
 
 
 # --- download and verification ---------------------------------------------------------------------------------
@@ -166,201 +152,6 @@ def unpack(path: Path, into: Path) -> None:
         shutil.copy2(path, into / path.name)
 
 
-# --- conversions to images/ + masks/ ----------------------------------------------------------------------------
-
-
-def _find_files(roots: Sequence[Path], name: str) -> Path | None:
-    for root in roots:
-        hits = sorted(p for p in root.rglob(name) if p.is_file())
-        if hits:
-            return hits[0]
-    return None
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def _binary(mask: np.ndarray, threshold: int = 128) -> np.ndarray:
-    return np.where(mask >= threshold, 255, 0).astype(np.uint8)
-
-
-def _decoded_gray(path: Path) -> np.ndarray:
-    """Grey levels as displayed (palette GIFs decoded through their palette, unlike :func:`read_mask`)."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"))
-    except OSError as e:
-        raise DualsegError(f"cannot read image {path}: {e}") from e
-
-
-def _gray(arr: np.ndarray) -> np.ndarray:
-    return arr.mean(axis=-1) if arr.ndim == 3 else arr
-
-
-def convert_isbi2012(roots: Sequence[Path], out: Path, progress: bool) -> list[str]:
-    """Multipage TIFF stacks -> one PNG per slice (images/N.png, masks/N.png 0/255; test -> test_images_unlabeled)."""
-    import tifffile
-
-    volume, labels = _find_files(roots, "train-volume.tif"), _find_files(roots, "train-labels.tif")
-    if volume is None or labels is None:
-        raise DualsegError("ISBI 2012: train-volume.tif and train-labels.tif not found in the download/--from")
-    images, masks = tifffile.imread(volume), tifffile.imread(labels)
-    if images.ndim != 3 or images.shape != masks.shape:
-        raise DualsegError(f"ISBI 2012: expected two (N, H, W) stacks of one shape, got {images.shape}, {masks.shape}")
-    for i in progress_bar(range(len(images)), desc="slices", enabled=progress):
-        write_png_atomic(images[i], out / "images" / f"{i}.png")
-        write_png_atomic(_binary(masks[i]), out / "masks" / f"{i}.png")
-    notes = [f"{len(images)} slices"]
-    test = _find_files(roots, "test-volume.tif")
-    if test is not None:
-        for i, image in enumerate(tifffile.imread(test)):
-            write_png_atomic(image, out / "test_images_unlabeled" / f"{i}.png")
-        notes.append("test stack -> test_images_unlabeled/")
-    return notes
-
-
-def convert_drive(roots: Sequence[Path], out: Path, progress: bool) -> list[str]:
-    """DRIVE training/ + test/ -> images/<id>.tif, masks/<id>.png, fov_masks/<id>.png (see the catalogue)."""
-    image_files = sorted(p for root in roots for p in root.rglob("images/*.tif") if re.match(r"\d+_(training|test)$",
-                                                                                            p.stem))
-    if not image_files:
-        raise DualsegError("DRIVE: no images/<NN>_training.tif or images/<NN>_test.tif found in --from")
-    unlabeled = 0
-    for image in progress_bar(image_files, desc="drive", enabled=progress):
-        split_dir, number = image.parent.parent, image.stem.split("_")[0]
-        manual = split_dir / "1st_manual" / f"{number}_manual1.gif"
-        fov = split_dir / "mask" / f"{image.stem}_mask.gif"
-        second = split_dir / "2nd_manual" / f"{number}_manual2.gif"
-        if not manual.is_file():
-            shutil.copy2(image, _mkdir(out / "test_images_unlabeled") / image.name)
-            unlabeled += 1
-            continue
-        shutil.copy2(image, _mkdir(out / "images") / image.name)
-        write_png_atomic(_binary(_decoded_gray(manual)), out / "masks" / f"{image.stem}.png")
-        if fov.is_file():
-            write_png_atomic(_binary(_decoded_gray(fov)), out / "fov_masks" / f"{image.stem}.png")
-        if second.is_file():  # its palette decodes to 3/253: thresholded like the others
-            write_png_atomic(_binary(_decoded_gray(second)), out / "masks_2nd_observer" / f"{image.stem}.png")
-    return [f"{len(image_files) - unlabeled} labelled images"] + ([f"{unlabeled} without labels"] if unlabeled else [])
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-_CVC_FOLDERS = (("Original", "Ground Truth"), ("images", "masks"))
-
-
-def convert_cvc_clinicdb(roots: Sequence[Path], out: Path, progress: bool) -> list[str]:
-    """'Original'/'Ground Truth' (or images/masks) -> images/N.png + masks/N.png (0/255), un-swapping swapped pairs."""
-    pair = None
-    for root in roots:
-        for image_name, mask_name in _CVC_FOLDERS:
-            for folder in [root, *sorted(p for p in root.rglob(image_name) if p.is_dir())]:
-                base = folder if folder.name != image_name else folder.parent
-                if (base / image_name).is_dir() and (base / mask_name).is_dir():
-                    pair = (base / image_name, base / mask_name)
-                    break
-            if pair:
-                break
-        if pair:
-            break
-    if pair is None:
-        raise DualsegError("CVC-ClinicDB: no 'Original/' + 'Ground Truth/' (or images/ + masks/) folders in --from")
-    masks = {p.stem: p for p in _images_in(pair[1])}
-    swapped = 0
-    for image_path in progress_bar(_images_in(pair[0]), desc="cvc", enabled=progress):
-        if image_path.stem not in masks:
-            continue
-        image, mask = read_image(image_path), read_image(masks[image_path.stem])
-        if image.shape[-1] == 1 and mask.shape[-1] >= 3:  # this mirror's folders hold each other's files
-            image, mask = mask, image
-            swapped += 1
-        write_png_atomic(image[..., :3] if image.shape[-1] >= 3 else image[..., 0], out / "images" /
-                         f"{image_path.stem}.png")
-        write_png_atomic(_binary(_gray(mask[..., :3] if mask.shape[-1] >= 3 else mask[..., 0])),
-                         out / "masks" / f"{image_path.stem}.png")
-    return [f"{len(masks)} pairs"] + ([f"{swapped} swapped image/mask pairs put back"] if swapped else [])
-
-
-def convert_kvasir_seg(roots: Sequence[Path], out: Path, progress: bool) -> list[str]:
-    """images/*.jpg copied; JPEG masks -> PNG 0/255 (grey mean >= 128)."""
-    folder = next((p.parent for root in roots for p in sorted(root.rglob("masks")) if (p.parent / "images").is_dir()),
-                  None)
-    if folder is None:
-        raise DualsegError("Kvasir-SEG: no folder with images/ and masks/ found in the archive/--from")
-    masks = {p.stem: p for p in _images_in(folder / "masks")}
-    count = 0
-    for image in progress_bar(_images_in(folder / "images"), desc="kvasir", enabled=progress):
-        if image.stem in masks:
-            shutil.copy2(image, _mkdir(out / "images") / image.name)
-            write_png_atomic(_binary(_gray(read_image(masks[image.stem]).astype(np.float32))),
-                             out / "masks" / f"{image.stem}.png")
-            count += 1
-    return [f"{count} pairs"]
-
-
-def convert_dsb2018(roots: Sequence[Path], out: Path, progress: bool) -> list[str]:
-    """<id>/images/<id>.png + <id>/masks/*.png -> images/, masks/ (union 0/255), instance_masks/ (16-bit ids)."""
-    cases = sorted(
-        p.parent.parent for root in roots for p in root.rglob("images/*.png")
-        if p.stem == p.parent.parent.name and (p.parent.parent / "masks").is_dir()
-    )
-    if not cases:
-        raise DualsegError("DSB 2018: no <id>/images/<id>.png with <id>/masks/ found in the archive/--from")
-    for case in progress_bar(cases, desc="dsb2018", enabled=progress):
-        shutil.copy2(case / "images" / f"{case.name}.png", _mkdir(out / "images") / f"{case.name}.png")
-        instances = None
-        for k, nucleus in enumerate(_images_in(case / "masks"), start=1):
-            m = read_mask(nucleus) > 0
-            instances = np.zeros(m.shape, np.uint16) if instances is None else instances
-            instances[m] = k
-        if instances is None:
-            raise DualsegError(f"DSB 2018: {case / 'masks'} holds no nucleus masks")
-        write_png_atomic(np.where(instances > 0, 255, 0).astype(np.uint8), out / "masks" / f"{case.name}.png")
-        write_png_atomic(instances, out / "instance_masks" / f"{case.name}.png")
-    return [f"{len(cases)} images"]
-
-
-def convert_acdc(roots: Sequence[Path], out: Path, progress: bool) -> list[str]:
-    """NIfTI ED/ES volumes -> 2D slices, volume min-max to [0, 1] stored as 16-bit PNG; split.csv by folder."""
-    import nibabel as nib
-
-    labels = sorted(p for root in roots for p in root.rglob("patient*_frame*_gt.nii.gz"))
-    if not labels:
-        raise DualsegError("ACDC: no patientNNN_frameMM_gt.nii.gz found in the archive/--from")
-    rows = []
-    for gt_path in progress_bar(labels, desc="acdc", enabled=progress):
-        image_path = gt_path.with_name(gt_path.name.replace("_gt.nii.gz", ".nii.gz"))
-        if not image_path.is_file():
-            raise DualsegError(f"ACDC: {gt_path} has no image volume {image_path.name}")
-        volume = np.asarray(nib.load(image_path).dataobj, dtype=np.float32)
-        label = np.asarray(nib.load(gt_path).dataobj).round().astype(np.uint8)
-        low, high = float(volume.min()), float(volume.max())
-        volume = (volume - low) / max(high - low, 1e-8)
-        split = "test" if "testing" in gt_path.parts else "train"
-        case = image_path.name[: -len(".nii.gz")]
-        for k in range(volume.shape[2]):  # nibabel (X, Y, Z): a slice transposed is (rows = Y, cols = X)
-            stem = f"{case}_slice_{k + 1}"
-            write_png_atomic(np.round(volume[:, :, k].T * 65535).astype(np.uint16), out / "images" / f"{stem}.png")
-            write_png_atomic(label[:, :, k].T.copy(), out / "masks" / f"{stem}.png")
-            rows.append(f"{stem},{split}")
-    (out / "split.csv").write_text("stem,split\n" + "\n".join(rows) + "\n")
-    return [f"{len(labels)} volumes, {len(rows)} slices"]
-
-
-CONVERTERS: dict[str, Callable[[Sequence[Path], Path, bool], list[str]]] = {
-    "isbi2012": convert_isbi2012,
-    "drive": convert_drive,
-    "cvc_clinicdb": convert_cvc_clinicdb,
-    "kvasir_seg": convert_kvasir_seg,
-    "dsb2018": convert_dsb2018,
-    "acdc": convert_acdc,
-}
-
-
 # --- the whole fetch -------------------------------------------------------------------------------------------
 
 
@@ -462,7 +253,7 @@ def fetch_dataset(
                 log(f"unpacking {f.name}")
                 unpack(f, raw / f.name.split(".")[0])
         out.mkdir()
-        notes = CONVERTERS[entry.converter](roots, out, progress)
+        notes = CONVERTERS.pick(entry.converter)(roots, out, progress)
         report = check_data(out, entry.description, progress=progress)
         if report.problems:
             shown = "; ".join(report.problems[:5])

@@ -19,7 +19,7 @@ from scipy import ndimage
 from dualseg.data.check import DataReport, check_data
 from dualseg.data.descriptions import DatasetDescription, description_to_dict
 from dualseg.data.io import read_image, read_mask, to_channels, to_float
-from dualseg.data.scan import scan_folder
+from dualseg.data.layouts import scan_folder
 from dualseg.errors import DualsegError
 from dualseg.planning.stats import SAMPLE_SIZE, PixelStats, spread
 from dualseg.progress import progress_bar

@@ -13,7 +13,8 @@ from dualseg.config import load_config
 from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.dataset import SegmentationDataset
 from dualseg.data.descriptions import get_description
-from dualseg.data.scan import Sample, scan_folder
+from dualseg.data.layouts import scan_folder
+from dualseg.data.scan import Sample
 from dualseg.errors import DualsegError
 
 

@@ -10,15 +10,10 @@ from PIL import Image
 
 from dualseg.config import load_config
 from dualseg.data.build import prepare_data
-from dualseg.data.descriptions import (
-    acdc_patient,
-    cvc_sequence,
-    description_from_dict,
-    description_to_dict,
-    get_description,
-    infer_description,
-    resolve_description,
-)
+from dualseg.data.datasets.acdc import acdc_patient
+from dualseg.data.datasets.cvc_clinicdb import cvc_sequence
+from dualseg.data.descriptions import description_from_dict, description_to_dict, get_description
+from dualseg.data.resolve import infer_description, resolve_description
 from dualseg.data.splits import load_split, make_split
 from dualseg.errors import DualsegError
 

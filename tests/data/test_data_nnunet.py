@@ -14,10 +14,13 @@ from dualseg.cli import main
 from dualseg.config import load_config
 from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.check import check_data
-from dualseg.data.descriptions import get_description, resolve_description
+from dualseg.data.convert_nnunet import convert_to_nnunet
+from dualseg.data.descriptions import get_description
 from dualseg.data.io import read_image, read_mask
-from dualseg.data.nnunet import convert_to_nnunet, nnunet_description, scan_nnunet
-from dualseg.data.scan import scan_folder
+from dualseg.data.layouts import scan_folder
+from dualseg.data.layouts.nnunet import describe as nnunet_description
+from dualseg.data.layouts.nnunet import scan as scan_nnunet
+from dualseg.data.resolve import resolve_description
 from dualseg.errors import DualsegError
 
 

@@ -18,7 +18,7 @@ from dualseg.config import EvalConfig, load_config
 from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.dataset import SegmentationDataset
 from dualseg.data.descriptions import DatasetDescription
-from dualseg.data.scan import scan_folder
+from dualseg.data.layouts import scan_folder
 from dualseg.engine.evaluator import _per_image_csv, evaluate_dataset, format_summary, tune_threshold
 from dualseg.errors import DualsegError
 from dualseg.metrics.surface import diagonal
