@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from dualseg.data.dataset import normalize_image
+from dualseg.deploy.predict import PredictOptions, predict_folder
 from dualseg.errors import DualsegError
-from dualseg.inference.package import load_inference_model
-from dualseg.inference.predict import PredictOptions, predict_folder
+from dualseg.inference.loading import load_inference_model
 from dualseg.inference.predictor import predict_probabilities
 from dualseg.inference.volumes import read_volume, unit_range, write_volume
 
