@@ -108,30 +108,6 @@ def evaluate_dataset(
     return summary
 
 
-def _check_threshold(threshold: float | None, num_labels: int) -> None:
-    if threshold is not None and num_labels != 2:
-        raise DualsegError(f"a probability threshold needs a binary task, but the model predicts {num_labels} classes; "
-                           "unset eval.threshold (multi-class labels are the argmax)")
-
-
-def _labels(logits: torch.Tensor, threshold: float | None) -> torch.Tensor:
-    """Label map of ``(N, C, H, W)`` logits: argmax, or foreground where its probability exceeds ``threshold``."""
-    if threshold is None:
-        return logits_to_labels(logits)
-    return (logits_to_probs(logits)[:, 1] > threshold).long()
-
-
-def _volume_groups(dataset: SegmentationDataset, eval_cfg: EvalConfig, conv: Convention) -> dict | None:
-    if conv.unit != "volume":
-        return None
-    pattern = eval_cfg.volume_pattern or dataset.description.volume_pattern
-    if not pattern:
-        raise DualsegError(f"convention '{conv.name}' groups slices into volumes, but dataset "
-                           f"'{dataset.description.name}' has no volume pattern; set eval.volume_pattern to a regex "
-                           "whose first group names the volume of a stem")
-    return group_volumes([s.stem for s in dataset.samples], pattern)
-
-
 def check_threshold(threshold: float | None, num_labels: int) -> None:
     """A probability threshold is refused for multi-class tasks (their labels are the argmax)."""
     if threshold is not None and num_labels != 2:

@@ -34,9 +34,12 @@ def evaluate_run(
     ``eval`` config. ``select_on`` is the split thresholds are chosen on, default the run's ``train.select_on``
     (``val``); ``test`` exists only to reproduce papers that did so, prints a warning and is recorded.
     """
-    from dualseg.inference.loading import find_checkpoint
+    from dualseg.inference.loading import find_checkpoint, is_package
 
     run_dir = Path(run_dir)
+    if is_package(run_dir):
+        raise DualsegError(f"{run_dir} is a model package, which holds no data split; evaluate the run directory "
+                           "or checkpoint it was exported from")
     root = run_dir if run_dir.is_dir() else find_checkpoint(run_dir, which).parent.parent
     out = root / "eval" / split
     with writing_into(out, overwrite=overwrite, lock=root):
