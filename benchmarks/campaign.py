@@ -251,8 +251,9 @@ def run_job(job: Job, plan: Plan, recipe: list[str], run: list[str], run_dir: Pa
     from dualseg.benchmark import git_commit, machine
     from dualseg.checkpoint import load_checkpoint
     from dualseg.config import load_config
-    from dualseg.engine.evaluator import evaluate_run
+    from dualseg.engine.run_evaluation import evaluate_run
     from dualseg.engine.trainer import train
+    from dualseg.report.curves import CurvesCallback
     from dualseg.runtime import resolve_device, resolve_precision
     from dualseg.safety.atomic import atomic_write_text
 
@@ -276,7 +277,7 @@ def run_job(job: Job, plan: Plan, recipe: list[str], run: list[str], run_dir: Pa
         if ckpt_state is not None and ckpt_state["train_seconds"] >= limit_s:
             state = ckpt_state  # the budget was spent before the stop: do not train another epoch
         else:
-            state = train(cfg, resume=last.is_file(), progress=False)
+            state = train(cfg, resume=last.is_file(), progress=False, callbacks=[CurvesCallback()])
         state = {k: state[k] for k in ("epoch", "step", "best", "best_epoch", "train_seconds")}
         atomic_write_text(marker, json.dumps(state))
     summary, _ = evaluate_run(run_dir, job.split, progress=False, convention=job.convention)

@@ -16,11 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from dualseg.benchmark import git_commit, machine, machine_tag, write_result
-from dualseg.data.build import input_scale, make_dataset, prepare_data
+from dualseg.data.build import make_dataset, prepare_data
 from dualseg.engine.evaluator import evaluate_dataset
-from dualseg.inference.loading import load_trained
+from dualseg.inference.loading import load_inference_model
 from dualseg.metrics.conventions import CONVENTIONS
-from dualseg.runtime import resolve_device, resolve_precision
+from dualseg.runtime import resolve_device
 
 ROOT = Path(__file__).resolve().parent
 REPORTED = ("dice", "iou", "hd95", "asd", "pr_auc")
@@ -33,12 +33,12 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="result name, e.g. acdc_unet_tiny")
     parser.add_argument("--budget", default="", help="the run's training budget in steps/epochs, recorded")
     args = parser.parse_args()
-    trained = load_trained(args.run_dir)
-    cfg = trained.config
+    device = resolve_device("auto")
+    loaded = load_inference_model(args.run_dir, device=device)
+    cfg = loaded.config
     bundle = prepare_data(cfg, Path(args.run_dir) / "split.json")
     dataset = make_dataset(cfg, bundle, args.split, train=False)
-    device = resolve_device("auto")
-    model = trained.model.to(device)
+    model = loaded.model
     has_volumes = bool(cfg.eval.volume_pattern or bundle.description.volume_pattern)
     rows = {}
     for name, convention in CONVENTIONS.items():
@@ -46,10 +46,7 @@ def main() -> None:
             continue
         t0 = time.perf_counter()
         eval_cfg = replace(cfg.eval, convention=name, surface_metrics=convention.unit == "volume")
-        summary = evaluate_dataset(model, dataset, eval_cfg, device, resize=cfg.data.resize,
-                                   input_scale=input_scale(cfg), amp_dtype=resolve_precision(cfg.train.precision,
-                                                                                             device),
-                                   extended=True)
+        summary = evaluate_dataset(model, dataset, eval_cfg, device, loaded.spec, extended=True)
         rows[name] = {
             "description": summary["convention"],
             "units": summary.get("n_volumes", summary["n_images"]),
@@ -59,7 +56,7 @@ def main() -> None:
         }
     info = machine()
     record = {"run": str(args.run_dir), "model": cfg.model.name, "dataset": bundle.description.name,
-              "split": args.split, "n_images": summary["n_images"], "checkpoint_epoch": trained.epoch,
+              "split": args.split, "n_images": summary["n_images"], "checkpoint_epoch": loaded.info["epoch"],
               "budget": args.budget, "commit": git_commit(ROOT), "machine": info, "conventions": rows}
     write_result(ROOT / "results", info, f"{args.name}_conventions", record)
     classes = list(next(iter(rows.values()))["per_class_dice"])

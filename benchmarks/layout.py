@@ -3,9 +3,10 @@
     python benchmarks/layout.py [--models unet,attention_unet] [--repeats 3]
 
 Training runs in channels_last by default (``train.channels_last``) and inference follows the run's setting
-(``dualseg.inference.loading.load_trained``; packages load NHWC). This measures what that choice is worth: each
-model is benchmarked in both layouts, one after the other (order alternating from model to model), with
-``dualseg.benchmark.benchmark_model``. Writes ``benchmarks/results/<machine>/layout.json`` and ``.md``.
+(``InputSpec.channels_last``, stored in checkpoints and packages; older packages load NHWC). This measures what
+that choice is worth: each model is benchmarked in both layouts, one after the other (order alternating from
+model to model), with ``dualseg.benchmark.benchmark_model``. Writes ``benchmarks/results/<machine>/layout.json``
+and ``.md``.
 """
 
 from __future__ import annotations

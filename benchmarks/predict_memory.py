@@ -30,13 +30,15 @@ from PIL import Image
 import dualseg
 from dualseg.benchmark import describe_device, git_commit, machine, machine_tag
 from dualseg.data.descriptions import get_description
-from dualseg.inference.package import InferenceModel, save_package
+from dualseg.deploy.package import save_package
+from dualseg.inference.loading import LoadedModel
+from dualseg.inference.spec import InputSpec
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 SIZE = (2336, 3504)  # H, W of HRF / IDRiD fundus photographs
 CHANNELS = (16, 32, 64, 128, 256)
-BASELINE = "import dualseg, dualseg.inference.predict, monai.inferers; dualseg.load_model({path!r})"
+BASELINE = "import dualseg, dualseg.deploy.predict, monai.inferers; dualseg.load_model({path!r})"
 
 
 def synthetic_fundus(path: Path, seed: int = 0) -> None:
@@ -106,7 +108,7 @@ def main() -> None:
         work = Path(tmp)
         synthetic_fundus(work / "fundus.png")
         model = dualseg.create_model("unet", in_channels=3, num_classes=2, channels=CHANNELS).eval()
-        package = save_package(InferenceModel(model, get_description("drive"), info={
+        package = save_package(LoadedModel(model, InputSpec(), get_description("drive"), info={
             "model_name": "unet", "model_args": {"channels": list(CHANNELS)}}), work / "package")
         baseline = measure([sys.executable, "-c", BASELINE.format(path=str(package))], args.threads)
         for row in rows:

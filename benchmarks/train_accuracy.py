@@ -17,8 +17,9 @@ from pathlib import Path
 
 from dualseg.benchmark import git_commit, machine, write_result
 from dualseg.config import load_config
-from dualseg.engine.evaluator import evaluate_run
+from dualseg.engine.run_evaluation import evaluate_run
 from dualseg.engine.trainer import train
+from dualseg.report.curves import CurvesCallback
 
 ROOT = Path(__file__).resolve().parent
 
@@ -39,7 +40,7 @@ def main() -> None:
     commit = git_commit(ROOT)  # the code the run starts from (HEAD may move while it trains)
     load_start = os.getloadavg()  # the machine may be shared: record how busy it was
     t0 = time.perf_counter()
-    state = train(cfg, progress=False)
+    state = train(cfg, progress=False, callbacks=[CurvesCallback()])
     wall = time.perf_counter() - t0
     summary, _ = evaluate_run(run_dir, args.split, progress=False)
     result = {

@@ -28,8 +28,8 @@ def list_models() -> list[str]:
 
 def load_model(path: str | os.PathLike, device: str = "cpu", which: str = "best") -> nn.Module:
     """A trained model in eval mode from a package folder (``dualseg export --format package``), a run directory
-    or a checkpoint; see :func:`dualseg.inference.package.load_inference_model` for its preprocessing settings."""
-    from dualseg.inference.package import load_model as _load
+    or a checkpoint; see :func:`dualseg.inference.loading.load_inference_model` for its preprocessing settings."""
+    from dualseg.inference.loading import load_model as _load
 
     return _load(path, device, which)
 

@@ -24,11 +24,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dualseg.engine.cv import run_cv
+    from dualseg.report.curves import CurvesCallback
+    from dualseg.report.tables import format_cv_markdown
+    from dualseg.safety.atomic import atomic_write_text
 
     record = run_cv(args.config, args.overrides, args.output_dir, args.folds, args.seeds, args.split,
-                    args.checkpoint, progress=not args.no_progress)
+                    args.checkpoint, progress=not args.no_progress, callbacks=[CurvesCallback()])
     agg = record["aggregate"]
     parent = Path(record["members"][0]["run_dir"]).parent
+    atomic_write_text(parent / "cv.md", format_cv_markdown(record))
     for metric, stats in agg["mean"].items():
         if stats["mean"] is not None:
             std = f" ± {stats['std']:.4f}" if stats["std"] is not None else ""

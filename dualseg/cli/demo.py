@@ -59,7 +59,7 @@ def free_run_dir(base: str = "runs/demo") -> Path:
 
 def prediction_inputs(data: Path, run_dir: Path) -> list[Path]:
     """The dataset's unlabeled test images if it has them, else the run's validation images."""
-    from dualseg.inference.predict import list_inputs
+    from dualseg.inference.inputs import list_inputs
 
     unlabeled = data / "test_images_unlabeled"
     if unlabeled.is_dir():
@@ -71,10 +71,12 @@ def prediction_inputs(data: Path, run_dir: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import dualseg
     from dualseg.config import apply_overrides, config_from_dict
-    from dualseg.engine.evaluator import evaluate_run, format_summary
+    from dualseg.deploy.predict import predict_folder
+    from dualseg.engine.run_evaluation import evaluate_run
     from dualseg.engine.trainer import train
-    from dualseg.inference.predict import predict_folder
     from dualseg.report.build import build_report
+    from dualseg.report.curves import CurvesCallback
+    from dualseg.report.summary_text import format_summary
 
     started = time.perf_counter()
     data = Path(args.data) if args.data else dualseg.sample_data_path("isbi2012")
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
 
     print(f"[1/4] training {cfg.model.name} on {data} for {cfg.train.time_limit_min:g} min -> {out}", flush=True)
-    state = train(cfg, progress=progress)
+    state = train(cfg, progress=progress, callbacks=[CurvesCallback()])
     print(f"[2/4] evaluating the best checkpoint (epoch {state['best_epoch']}) on the validation split", flush=True)
     summary, eval_dir = evaluate_run(out, "val", progress=progress)
     print(format_summary(summary))

@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dualseg.engine.evaluator import evaluate_run, format_summary
+    from dualseg.engine.run_evaluation import evaluate_run
+    from dualseg.report.summary_text import format_summary
 
     summary, out = evaluate_run(args.run_dir, args.split, args.checkpoint, args.data, not args.no_progress,
                                 convention=args.convention, threshold=args.threshold, tune=args.tune_threshold,

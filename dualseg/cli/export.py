@@ -24,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dualseg.inference.export import SUFFIXES, export_model
-    from dualseg.inference.package import load_inference_model
+    from dualseg.deploy.export import SUFFIXES, export_model
+    from dualseg.inference.loading import load_inference_model
 
     loaded = load_inference_model(args.model, args.checkpoint, "cpu")
     out = Path(args.output)

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dualseg.inference.predict import PredictOptions, predict_folder
+    from dualseg.deploy.predict import PredictOptions, predict_folder
 
     options = PredictOptions(
         roi_size=args.roi_size, overlap=args.overlap, sw_batch_size=args.sw_batch_size, batch_size=args.batch_size,

@@ -20,9 +20,11 @@ def run(args: argparse.Namespace) -> int:
     from dualseg.config import load_config
     from dualseg.engine.distributed import is_main_process
     from dualseg.engine.trainer import train
+    from dualseg.report.curves import CurvesCallback
 
     cfg = load_config(args.config, args.overrides)
-    state = train(cfg, resume=args.resume, force=args.force, progress=not args.no_progress)
+    state = train(cfg, resume=args.resume, force=args.force, progress=not args.no_progress,
+                  callbacks=[CurvesCallback()])
     if is_main_process():
         print(f"done: {state['epoch']} epochs in {state['train_seconds'] / 60:.1f} min; best {cfg.train.monitor} "
               f"{state['best']:.4f} at epoch {state['best_epoch']}; run directory {cfg.output_dir}")

@@ -120,16 +120,6 @@ def sr_spec(cfg: Config) -> SRSpec | None:
     return SRSpec(sr.mode, sr.scale, sr.mask_at, targets, cfg.data.normalize, sr.interpolation)
 
 
-def input_scale(cfg: Config) -> float:
-    """How much the model input is scaled relative to the original image (1/scale for SR 'downsample' mode)."""
-    return 1 / cfg.data.sr.scale if cfg.data.sr.mode == "downsample" else 1.0
-
-
-def input_mode(cfg: Config) -> str:
-    """The interpolation that makes the model input from the original image when ``input_scale(cfg) < 1``."""
-    return cfg.data.sr.interpolation
-
-
 def make_dataset(cfg: Config, bundle: DataBundle, name: str, train: bool) -> SegmentationDataset:
     """Training datasets augment (and build SR pairs); evaluation datasets give original images and masks."""
     transform = None

@@ -23,8 +23,8 @@ from dualseg.data.sr_pairs import SRSpec, from_hr_stack, load_target, to_hr_stac
 from dualseg.errors import DualsegError
 
 NORMALIZATIONS = ("zscore", "unit", "imagenet")
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def normalize_image(image: np.ndarray, mode: str, path: str | Path = "") -> np.ndarray:
@@ -43,7 +43,7 @@ def normalize_image(image: np.ndarray, mode: str, path: str | Path = "") -> np.n
     if mode == "imagenet":
         if image.shape[-1] != 3:
             raise DualsegError("normalize 'imagenet' needs 3-channel images; use 'zscore' for gray images")
-        return (image - _IMAGENET_MEAN) / _IMAGENET_STD
+        return (image - IMAGENET_MEAN) / IMAGENET_STD
     raise DualsegError(f"unknown normalisation '{mode}'; choose one of {', '.join(NORMALIZATIONS)}")
 
 

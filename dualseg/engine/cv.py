@@ -6,8 +6,8 @@ same folds; seeds are the config's ``seed`` + 0, 1, ... . A member whose evaluat
 re-run and an interrupted member resumes from its last checkpoint, so the command can simply be run again.
 
 The aggregate is the papers' "mean ± std over folds/seeds": each member's summary value (the mean over its
-images) is one sample, and the std is the sample std (ddof 1) over members. Written to ``PARENT/cv.json`` and
-``PARENT/cv.md``.
+images) is one sample, and the std is the sample std (ddof 1) over members. Written to ``PARENT/cv.json``; the
+caller formats it (``dualseg cv`` writes ``PARENT/cv.md`` with :func:`dualseg.report.tables.format_cv_markdown`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dualseg.config import Config, apply_overrides, config_from_dict, dump_config, load_yaml
+from dualseg.engine.callbacks import TrainerCallback
 from dualseg.errors import DualsegError
 from dualseg.safety.atomic import atomic_write_text
 
@@ -125,13 +126,15 @@ def run_cv(
     checkpoint: str = "best",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> dict[str, Any]:
-    """Train and evaluate every member not yet done, then write ``cv.json`` and ``cv.md``; return the record.
+    """Train and evaluate every member not yet done, then write ``cv.json``; return the record.
 
     ``split``: the split each member is evaluated on; ``auto`` is the held-out fold (``val``) with ``folds``,
-    otherwise the test split (``val`` when the run has no test images).
+    otherwise the test split (``val`` when the run has no test images). ``callbacks``: passed to every member's
+    training (:class:`~dualseg.engine.callbacks.TrainerCallback`).
     """
-    from dualseg.engine.evaluator import evaluate_run
+    from dualseg.engine.run_evaluation import evaluate_run
     from dualseg.engine.trainer import train
 
     base = apply_overrides(load_yaml(config) if config else {}, list(overrides))
@@ -150,7 +153,7 @@ def run_cv(
         else:
             resume = (run_dir / "checkpoints" / "last.pt").is_file()
             log(f"[{i + 1}/{len(members)}] {member.name}: {'resuming' if resume else 'training'} -> {run_dir}")
-            train(cfg, resume=resume, progress=progress)
+            train(cfg, resume=resume, progress=progress, callbacks=callbacks)
             eval_split = _eval_split(split, member, run_dir)
             _, out = evaluate_run(run_dir, eval_split, checkpoint, progress=progress)
             summary_path = out / "summary.json"
@@ -160,6 +163,7 @@ def run_cv(
                         "split": eval_split, "n_images": summary.get("n_images"), "epoch": summary.get("epoch"),
                         "mean": summary["mean"]})
     record = {
+        "name": base_cfg.name,
         "config": str(config) if config else None,
         "overrides": list(overrides),
         "folds": folds,
@@ -174,38 +178,4 @@ def run_cv(
         "aggregate": aggregate(summaries),
     }
     atomic_write_text(parent / "cv.json", json.dumps(record, indent=1))
-    atomic_write_text(parent / "cv.md", format_cv_markdown(record, base_cfg.name))
     return record
-
-
-def format_cv_markdown(record: dict[str, Any], name: str) -> str:
-    """One table of members x metrics ending in the ``mean ± std`` row, then one such table per class."""
-    from dualseg.report.tables import metric_table
-
-    agg = record["aggregate"]
-    metrics = list(agg["mean"])
-    label = "mean ± std"
-    what = " x ".join(x for x in (f"{record['folds']} folds" if record["folds"] else "",
-                                  f"{record['seeds']} seeds" if record["seeds"] else "") if x)
-    splits = sorted({str(m["split"]) for m in record["members"]})
-    budget = record["budget"]
-    iters = budget["iters_per_epoch"] or "one pass over the training images of"
-    budget_text = f"{budget['epochs']} epochs x {iters} steps of batch {budget['batch_size']}"
-    lines = [f"# {name}: {what}", "",
-             f"Model {record['model']}; each member evaluated on its {'/'.join(splits)} split with its "
-             f"{record['checkpoint']} checkpoint; budget {budget_text}. A member's value is its mean over "
-             f"images ({record.get('convention') or 'see summary.json'}); the last row is the mean ± sample std "
-             f"(ddof {agg['std_ddof']}) over the {agg['n_members']} members.", ""]
-
-    def rows(member_values: list[dict], stats: dict) -> dict:
-        values = {m["name"]: {k: (v.get(k), None) for k in metrics} for m, v in zip(record["members"], member_values)}
-        values[label] = {k: (s["mean"], s["std"]) for k, s in stats.items()}
-        return values
-
-    lines.append(metric_table("Foreground mean", rows([m["mean"] for m in record["members"]], agg["mean"]),
-                              metrics, first_header="member", bold_best=False).to_markdown())
-    for cls, stats in agg["per_class"].items():
-        per_member = [{k: s["values"][i] for k, s in stats.items()} for i in range(len(record["members"]))]
-        lines += ["", metric_table(f"Class '{cls}'", rows(per_member, stats), metrics, first_header="member",
-                                   bold_best=False).to_markdown()]
-    return "\n".join(lines) + "\n"

@@ -83,10 +83,9 @@ def check_model_input(
             raise DualsegError(f"{where}: {e}") from e
 
 
-def check_run_inputs(cfg, model: torch.nn.Module, bundle) -> None:
-    """Header checks of every sample and the model's input rules for the training input size of ``cfg``."""
-    from dualseg.data.build import input_scale
-
+def check_run_inputs(cfg, model: torch.nn.Module, bundle, input_scale: float) -> None:
+    """Header checks of every sample and the model's input rules for the training input size of ``cfg``, scaled
+    by the run's ``input_scale`` (its :class:`~dualseg.inference.spec.InputSpec`)."""
     sizes = check_headers(list(bundle.samples.values()))
     if cfg.data.patch_size:
         wanted = {f"data.patch_size={list(cfg.data.patch_size)}": tuple(cfg.data.patch_size)}
@@ -98,7 +97,7 @@ def check_run_inputs(cfg, model: torch.nn.Module, bundle) -> None:
             size = sizes.get(s.image)
             if size and size not in wanted.values():
                 wanted[f"{s.image} (whole image; set data.patch_size or data.resize)"] = size
-    check_model_input(model, bundle.description.channels, wanted, input_scale(cfg))
+    check_model_input(model, bundle.description.channels, wanted, input_scale)
 
 
 def _flatten(data: object, prefix: str = "") -> dict[str, object]:

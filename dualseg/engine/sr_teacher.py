@@ -148,7 +148,7 @@ def make_sr_targets(teacher_path: str | Path, data_root: str | Path, output_dir:
                     image_dir: str = "images", progress: bool = True, overwrite: bool = False) -> Path:
     """Run the teacher on every image of ``data_root/image_dir``; write ``<stem>.npy`` and ``targets.json``
     (``output_dir`` follows :mod:`dualseg.safety.outputs`)."""
-    from dualseg.inference.predict import list_inputs
+    from dualseg.inference.inputs import list_inputs
 
     device = resolve_device("auto")
     model, state = load_teacher(teacher_path, device)

@@ -5,7 +5,8 @@ Run directory layout (``output_dir``)::
     config.yaml          the resolved config
     split.json           the train/val/test stems (reused on resume)
     metrics.csv          one row per epoch: lr, losses, validation metrics, time
-    curves.png           loss terms and validation Dice per epoch (written when training ends)
+    curves.png           loss terms and validation Dice per epoch, when the caller passes
+                         dualseg.report.curves.CurvesCallback (dualseg train, cv and demo do)
     tensorboard/         TensorBoard event files
     checkpoints/last.pt  written atomically after every epoch (resume point)
     checkpoints/best.pt  the best validation epoch (``train.monitor``)
@@ -18,6 +19,7 @@ import io
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,15 +30,17 @@ from tqdm import tqdm
 
 from dualseg.checkpoint import load_checkpoint, save_checkpoint
 from dualseg.config import Config, config_from_dict, dump_config
-from dualseg.data.build import DataBundle, input_mode, input_scale, make_dataset, prepare_data, split_meta
+from dualseg.data.build import DataBundle, make_dataset, prepare_data, split_meta
 from dualseg.data.descriptions import description_to_dict
 from dualseg.data.splits import save_split
 from dualseg.engine import distributed
+from dualseg.engine.callbacks import TrainerCallback
 from dualseg.engine.data_wait import DataWait
 from dualseg.engine.evaluator import evaluate_dataset
 from dualseg.engine.preflight import changed_keys, check_run_inputs
 from dualseg.engine.schedules import Schedule
 from dualseg.errors import DualsegError
+from dualseg.inference.spec import InputSpec
 from dualseg.losses import build_loss
 from dualseg.models import create_model
 from dualseg.progress import progress_bar
@@ -121,11 +125,15 @@ def _move(batch: dict, device: torch.device) -> dict:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, resume: bool = False, force: bool = False, progress: bool = True) -> None:
+    """One training run of ``cfg``; ``callbacks`` are told of each epoch's end and of the run's end."""
+
+    def __init__(self, cfg: Config, resume: bool = False, force: bool = False, progress: bool = True,
+                 callbacks: Sequence[TrainerCallback] = ()) -> None:
         self.out = Path(cfg.output_dir)
         self.cfg = _check_run_dir(self.out, cfg, resume, force)
         self.resume = resume
         self.progress = progress
+        self.callbacks = list(callbacks)
 
     # --- setup -------------------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -138,7 +146,9 @@ class Trainer:
         self.device = self.dist.device(device)
         self.bundle: DataBundle = prepare_data(cfg, self.out / "split.json")
         self.model = build_model_from_config(cfg, self.bundle.description).to(self.device)
-        check_run_inputs(cfg, self.model, self.bundle)
+        # the one place the input spec is made from the config: stored in every checkpoint, used by validation
+        self.spec = InputSpec.from_config(cfg, getattr(self.model, "size_divisor", 1))
+        check_run_inputs(cfg, self.model, self.bundle, self.spec.input_scale)
         self.loss_fn = build_loss(cfg.loss).to(self.device)
         self.train_set = make_dataset(cfg, self.bundle, "train", train=True)
         eval_split = "test" if cfg.train.select_on == "test" else "val"
@@ -158,9 +168,8 @@ class Trainer:
         self.schedule = Schedule(self.optimizer, sched, total, warmup)
         self.clock = time.process_time if cfg.train.time_limit_clock == "process" else time.perf_counter
         self.epoch_start = self.clock()  # set again at each epoch's start: the time spent so far is measured from it
-        self.amp_dtype = resolve_precision(cfg.train.precision, self.device)
-        if cfg.train.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.amp_dtype = resolve_precision(self.spec.precision, self.device)
+        self.model.to(memory_format=self.spec.memory_format)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.state = TrainState()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -224,6 +233,7 @@ class Trainer:
             "in_channels": self.model.in_channels,
             "num_classes": self.model.num_classes,
             "description": description_to_dict(self.bundle.description),
+            "input": self.spec.to_dict(),
             "select_on": self.cfg.train.select_on,
         }
 
@@ -293,7 +303,7 @@ class Trainer:
             if not cfg.eval.use_fov:
                 batch.pop("fov", None)
             image = batch["image"]
-            if cfg.train.channels_last:
+            if self.spec.channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
             with autocast(self.device, self.amp_dtype):
                 outputs = self.train_model(image)
@@ -372,6 +382,8 @@ class Trainer:
                             writer.add_scalar(k, v, epoch + 1)
                     msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
                     tqdm.write(msg)
+                    for callback in self.callbacks:
+                        callback.on_epoch_end(self.out, row)
                 if cfg.train.early_stopping and s.stale_epochs >= cfg.train.early_stopping:
                     tqdm.write(f"early stopping: no improvement of {cfg.train.monitor} for {s.stale_epochs} epochs")
                     break
@@ -386,10 +398,9 @@ class Trainer:
             if self.dist.is_main:
                 tqdm.write(f"{self.dist.world_size} replicas identical: model sha256 {digest}")
         self.dist.barrier()  # rank 0's checkpoint is on disk before any rank returns
-        if self.dist.is_main and (self.out / "metrics.csv").is_file():
-            from dualseg.report.curves import plot_curves
-
-            plot_curves(self.out / "metrics.csv", self.out / "curves.png", f"{cfg.name} ({cfg.model.name})")
+        if self.dist.is_main:
+            for callback in self.callbacks:
+                callback.on_run_end(self.out, cfg)
         return vars(s)
 
     @property
@@ -413,9 +424,7 @@ class Trainer:
         if self.eval_set is None or ((epoch + 1) % cfg.train.val_every and not last_epoch):
             return {}
         summary = distributed.evaluate_sharded(evaluate_dataset, self.model, self.eval_set, self.dist,
-                                               eval_cfg=cfg.eval, device=self.device, resize=cfg.data.resize,
-                                               input_scale=input_scale(cfg), input_mode=input_mode(cfg),
-                                               amp_dtype=self.amp_dtype)
+                                               eval_cfg=cfg.eval, device=self.device, spec=self.spec)
         out = {f"{self.eval_split}_{k}": round(v, 6) for k, v in summary["mean"].items() if v is not None}
         for name, values in summary["per_class"].items():
             if values["dice"]["mean"] is not None:
@@ -447,8 +456,11 @@ def _data_folders(cfg: Config) -> list[Path]:
     return [p for p in (root / (cfg.data.image_dir or "images"), root / (cfg.data.mask_dir or "masks")) if p.is_dir()]
 
 
-def train(cfg: Config, resume: bool = False, force: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(cfg: Config, resume: bool = False, force: bool = False, progress: bool = True,
+          callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """Train ``cfg``; under torchrun, as one rank of a data-parallel run (see dualseg/engine/distributed.py).
+    ``callbacks``: see :class:`~dualseg.engine.callbacks.TrainerCallback` (e.g. the curves.png writer of
+    :mod:`dualseg.report.curves`).
 
     Rank 0 holds ``output_dir`` exclusively (a second writer is refused) and follows the output-folder rules of
     :mod:`dualseg.safety.outputs`; a fresh run that fails before its first checkpoint removes what it created (the
@@ -458,4 +470,4 @@ def train(cfg: Config, resume: bool = False, force: bool = False, progress: bool
     with writing_into(out, _data_folders(cfg), overwrite=True if resume else None, lock=out,
                       keep=lambda: resume or last.exists(), enabled=distributed.is_main_process()), \
             distributed.process_group(cfg.train.device):
-        return Trainer(cfg, resume=resume, force=force, progress=progress).fit()
+        return Trainer(cfg, resume=resume, force=force, progress=progress, callbacks=callbacks).fit()

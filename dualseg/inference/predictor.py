@@ -3,7 +3,7 @@ flip test-time augmentation (TTA) over class probabilities; the SR image of dual
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from dualseg.data.sr_pairs import downsample
 from dualseg.errors import DualsegError
+from dualseg.inference.spec import DEFAULT_SPEC, InputSpec
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))  # identity, horizontal, vertical, both
 
@@ -44,12 +45,8 @@ def _forward(model: nn.Module, x: Tensor, with_sr: bool) -> dict[str, Tensor]:
 def predict_outputs(
     model: nn.Module,
     image: Tensor,
+    spec: InputSpec = DEFAULT_SPEC,
     *,
-    roi_size: Sequence[int] | None = None,
-    overlap: float = 0.5,
-    resize: Sequence[int] | None = None,
-    input_scale: float = 1.0,
-    input_mode: str = "area",
     sw_batch_size: int = 4,
     sw_device: torch.device | str | None = None,
     device: torch.device | str | None = None,
@@ -59,24 +56,26 @@ def predict_outputs(
     """``{"seg": logits (N, C, H, W)}`` at the input's own size, plus ``"sr"`` (the SR image at the model's output
     scale, ``upscale * input_scale`` times the input size) with ``with_sr``.
 
-    ``resize``: the model was trained on images resized to (H, W); the input is resized the same way and the
-    logits are resized back (bilinear). ``input_scale``: the model takes inputs scaled by this factor (0.5 for
-    super-resolution methods trained on downsampled inputs) and is made with ``input_mode`` (``area``, ``bicubic``
-    or ``bilinear``: ``data.sr.interpolation``, see ``dualseg.data.sr_pairs.downsample``); logits go back to full
-    size.
-    ``roi_size``: sliding-window inference with Gaussian blending (MONAI's ``sliding_window_inference``;
-    ``overlap`` between windows, ``sw_batch_size`` windows per forward pass, run on ``sw_device`` and stitched on
-    ``device``, e.g. windows on the GPU and the full-size output in CPU memory); otherwise one whole-image pass,
-    the image zero-padded to the model's ``size_divisor``. ``resize_mode``: how the logits go back to the input's
-    size, ``bilinear`` or ``nearest`` (then their argmax equals the nearest-neighbour resize of the label map, as
-    TransUNet's order-0 zoom); SR images always go back bilinearly.
+    From ``spec``: ``resize``: the model was trained on images resized to (H, W); the input is resized the same
+    way and the logits are resized back (bilinear). ``input_scale``: the model takes inputs scaled by this factor
+    (0.5 for super-resolution methods trained on downsampled inputs) and is made with ``input_mode`` (``area``,
+    ``bicubic`` or ``bilinear``: ``data.sr.interpolation``, see ``dualseg.data.sr_pairs.downsample``); logits go
+    back to full size. ``roi_size``: sliding-window inference with Gaussian blending (MONAI's
+    ``sliding_window_inference``; ``overlap`` between windows, ``sw_batch_size`` windows per forward pass, run on
+    ``sw_device`` and stitched on ``device``, e.g. windows on the GPU and the full-size output in CPU memory);
+    otherwise one whole-image pass, the image zero-padded to the model's ``size_divisor``. Normalisation,
+    precision and memory layout are the caller's (the input arrives normalised, under its autocast).
+    ``resize_mode``: how the logits go back to the input's size, ``bilinear`` or ``nearest`` (then their argmax
+    equals the nearest-neighbour resize of the label map, as TransUNet's order-0 zoom); SR images always go back
+    bilinearly.
     """
     if resize_mode not in ("bilinear", "nearest"):
         raise DualsegError(f"resize_mode must be 'bilinear' or 'nearest', got {resize_mode!r}")
     size = image.shape[-2:]
+    resize, input_scale, roi_size, overlap = spec.resize, spec.input_scale, spec.roi_size, spec.overlap
     x = F.interpolate(image, size=tuple(resize), mode="bilinear", align_corners=False) if resize else image
     if input_scale < 1.0:
-        x = downsample(x, round(1 / input_scale), input_mode)
+        x = downsample(x, round(1 / input_scale), spec.input_mode)
     elif input_scale != 1.0:
         x = F.interpolate(x, scale_factor=input_scale, mode="bilinear")
     divisor = getattr(model, "size_divisor", 1)
@@ -114,24 +113,15 @@ def predict_outputs(
 
 
 @torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    image: Tensor,
-    *,
-    roi_size: Sequence[int] | None = None,
-    overlap: float = 0.5,
-    resize: Sequence[int] | None = None,
-    input_scale: float = 1.0,
-    input_mode: str = "area",
-    resize_mode: str = "bilinear",
-) -> Tensor:
+def predict_logits(model: nn.Module, image: Tensor, spec: InputSpec = DEFAULT_SPEC, *,
+                   resize_mode: str = "bilinear") -> Tensor:
     """Segmentation logits ``(N, C, H, W)`` at the input's own size (see :func:`predict_outputs`)."""
-    return predict_outputs(model, image, roi_size=roi_size, overlap=overlap, resize=resize,
-                           input_scale=input_scale, input_mode=input_mode, resize_mode=resize_mode)["seg"]
+    return predict_outputs(model, image, spec, resize_mode=resize_mode)["seg"]
 
 
 @torch.no_grad()
-def predict_probabilities(model: nn.Module, image: Tensor, *, tta: bool = False, **options) -> dict[str, Tensor]:
+def predict_probabilities(model: nn.Module, image: Tensor, spec: InputSpec = DEFAULT_SPEC, *, tta: bool = False,
+                          **options: Any) -> dict[str, Tensor]:
     """``{"probs": (N, L, H, W)}`` class probabilities (``L = max(2, C)``, see ``logits_to_probs``), plus ``"sr"``
     with ``with_sr=True``; ``options`` as :func:`predict_outputs`.
 
@@ -144,7 +134,7 @@ def predict_probabilities(model: nn.Module, image: Tensor, *, tta: bool = False,
     total: dict[str, Tensor] = {}
     flips = FLIPS if tta else FLIPS[:1]
     for dims in flips:
-        out = predict_outputs(model, image.flip(dims) if dims else image, **options)
+        out = predict_outputs(model, image.flip(dims) if dims else image, spec, **options)
         out["probs"] = logits_to_probs(out.pop("seg"))
         for key, value in out.items():
             value = value.flip(dims) if dims else value

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from dualseg.config import Config
+from dualseg.engine.callbacks import TrainerCallback
 from dualseg.safety.atomic import atomic_write
 
 
@@ -87,3 +89,11 @@ def plot_runs(runs: list[tuple[str, Path]], out_png: str | Path, metric: str = "
     atomic_write(out_png, lambda f: fig.savefig(f, dpi=110, format="png"))
     plt.close(fig)
     return out_png
+
+
+class CurvesCallback(TrainerCallback):
+    """Writes ``RUN_DIR/curves.png`` from ``metrics.csv`` when a training run ends."""
+
+    def on_run_end(self, run_dir: Path, cfg: Config) -> None:
+        if (run_dir / "metrics.csv").is_file():
+            plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", f"{cfg.name} ({cfg.model.name})")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dualseg.errors import DualsegError
-from dualseg.inference.loading import TrainedModel, load_trained
+from dualseg.inference.loading import LoadedModel, load_inference_model
 from dualseg.inference.writers import display_image
 from dualseg.report.runs import MEAN, RunResult
 from dualseg.report.tables import higher_is_better
@@ -101,18 +101,19 @@ def select_cases(run: RunResult, metric: str, k: int) -> tuple[list[tuple[str, f
 
 @torch.no_grad()
 def predict_cases(
-    trained: TrainedModel, run_dir: str | Path, split: str, names: Sequence[str], data_root: str | None = None
+    loaded: LoadedModel, run_dir: str | Path, split: str, names: Sequence[str], data_root: str | None = None
 ) -> list[CasePrediction]:
-    """Predict the named images of a run's split with its loaded checkpoint, as :func:`evaluate_run` does."""
-    from dualseg.data.build import input_mode, input_scale, make_dataset, prepare_data
+    """Predict the named images of a run's split with its loaded checkpoint and its input spec, as
+    :func:`~dualseg.engine.run_evaluation.evaluate_run` does."""
+    from dualseg.data.build import make_dataset, prepare_data
     from dualseg.data.io import read_image
     from dualseg.inference.predictor import predict_logits
     from dualseg.metrics import logits_to_labels
     from dualseg.runtime import autocast, resolve_precision
 
     run_dir = Path(run_dir)
-    dev = next(trained.model.parameters()).device
-    cfg = trained.config
+    dev = next(loaded.model.parameters()).device
+    cfg = loaded.config
     if data_root:
         cfg.data.root = data_root
     bundle = prepare_data(cfg, run_dir / "split.json")
@@ -122,14 +123,12 @@ def predict_cases(
     if missing:
         raise DualsegError(f"'{missing[0]}' is not in the {split} split of {run_dir} (data root {cfg.data.root}); "
                            "pass --data if the dataset moved")
-    amp_dtype = resolve_precision(cfg.train.precision, dev)
+    amp_dtype = resolve_precision(loaded.spec.precision, dev)
     cases = []
     for name in names:
         item = dataset[index[name]]
         with autocast(dev, amp_dtype):
-            logits = predict_logits(trained.model, item["image"][None].to(dev), roi_size=cfg.eval.roi_size,
-                                    overlap=cfg.eval.overlap, resize=cfg.data.resize, input_scale=input_scale(cfg),
-                                    input_mode=input_mode(cfg))
+            logits = predict_logits(loaded.model, item["image"][None].to(dev), loaded.spec)
         labels = logits_to_labels(logits.float())[0].cpu().numpy()
         valid = item["fov"].numpy() if cfg.eval.use_fov and "fov" in item else None
         image = read_image(dataset.samples[index[name]].image)
@@ -151,10 +150,10 @@ def write_case_overlays(
     best, worst = select_cases(run, metric, k)
     chosen = [("best", i + 1, n, v) for i, (n, v) in enumerate(best)]
     chosen += [("worst", i + 1, n, v) for i, (n, v) in enumerate(worst)]
-    trained = load_trained(run.path, which, resolve_device(device))
-    description = trained.description
+    loaded = load_inference_model(run.path, which, resolve_device(device))
+    description = loaded.description
     shown = shown_classes(description.foreground, description.background)
-    predictions = predict_cases(trained, run.path, run.split, [c[2] for c in chosen], data_root)
+    predictions = predict_cases(loaded, run.path, run.split, [c[2] for c in chosen], data_root)
     cases = {c.name: c for c in predictions}
     out_dir = Path(out_dir)
     records = []

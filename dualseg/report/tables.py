@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from dualseg.report.runs import RunResult
 
@@ -169,3 +170,35 @@ def significance_table(name_a: str, name_b: str, rows: Sequence[Mapping], digits
             "'mean' = each image's mean over the foreground classes.")
     return Table(f"{name_b} (B) vs {name_a} (A)", header, cells, note,
                  columns_right=[False, False] + [True] * 6)
+
+
+def format_cv_markdown(record: dict[str, Any]) -> str:
+    """``cv.md`` of a :func:`dualseg.engine.cv.run_cv` record: one table of members x metrics ending in the
+    ``mean ± std`` row, then one such table per class."""
+    agg = record["aggregate"]
+    metrics = list(agg["mean"])
+    label = "mean ± std"
+    what = " x ".join(x for x in (f"{record['folds']} folds" if record["folds"] else "",
+                                  f"{record['seeds']} seeds" if record["seeds"] else "") if x)
+    splits = sorted({str(m["split"]) for m in record["members"]})
+    budget = record["budget"]
+    iters = budget["iters_per_epoch"] or "one pass over the training images of"
+    budget_text = f"{budget['epochs']} epochs x {iters} steps of batch {budget['batch_size']}"
+    lines = [f"# {record['name']}: {what}", "",
+             f"Model {record['model']}; each member evaluated on its {'/'.join(splits)} split with its "
+             f"{record['checkpoint']} checkpoint; budget {budget_text}. A member's value is its mean over "
+             f"images ({record.get('convention') or 'see summary.json'}); the last row is the mean ± sample std "
+             f"(ddof {agg['std_ddof']}) over the {agg['n_members']} members.", ""]
+
+    def rows(member_values: list[dict], stats: dict) -> dict:
+        values = {m["name"]: {k: (v.get(k), None) for k in metrics} for m, v in zip(record["members"], member_values)}
+        values[label] = {k: (s["mean"], s["std"]) for k, s in stats.items()}
+        return values
+
+    lines.append(metric_table("Foreground mean", rows([m["mean"] for m in record["members"]], agg["mean"]),
+                              metrics, first_header="member", bold_best=False).to_markdown())
+    for cls, stats in agg["per_class"].items():
+        per_member = [{k: s["values"][i] for k, s in stats.items()} for i in range(len(record["members"]))]
+        lines += ["", metric_table(f"Class '{cls}'", rows(per_member, stats), metrics, first_header="member",
+                                   bold_best=False).to_markdown()]
+    return "\n".join(lines) + "\n"

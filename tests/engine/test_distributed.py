@@ -20,7 +20,7 @@ from torch.utils.data import RandomSampler
 
 from dualseg.checkpoint import load_checkpoint
 from dualseg.engine.distributed import DistContext, EpochSampler, state_digest, wrap_model
-from dualseg.engine.evaluator import evaluate_run
+from dualseg.engine.run_evaluation import evaluate_run
 from dualseg.engine.trainer import rank_rng_state
 from dualseg.errors import DualsegError
 

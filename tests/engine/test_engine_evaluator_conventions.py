@@ -19,9 +19,13 @@ from dualseg.data.build import make_dataset, prepare_data
 from dualseg.data.dataset import SegmentationDataset
 from dualseg.data.descriptions import DatasetDescription
 from dualseg.data.layouts import scan_folder
-from dualseg.engine.evaluator import _per_image_csv, evaluate_dataset, format_summary, tune_threshold
+from dualseg.engine.evaluator import evaluate_dataset
+from dualseg.engine.run_evaluation import per_image_csv
+from dualseg.engine.thresholds import tune_threshold
 from dualseg.errors import DualsegError
+from dualseg.inference.spec import InputSpec
 from dualseg.metrics.surface import diagonal
+from dualseg.report.summary_text import format_summary
 
 CPU = torch.device("cpu")
 SIZE = 24
@@ -98,11 +102,12 @@ def test_blind_model_and_empty_rules(folder) -> None:
 
 
 def test_sr_quality_against_the_original_image(folder) -> None:
-    s = evaluate_dataset(Oracle(sr=True), _dataset(folder), EvalConfig(), CPU, input_scale=0.5, extended=True)
+    s = evaluate_dataset(Oracle(sr=True), _dataset(folder), EvalConfig(), CPU, InputSpec(input_scale=0.5),
+                         extended=True)
     q = s["image_quality"]
     assert q["n"] == 6 and q["data_range"] == 1.0 and 5 < q["psnr"]["mean"] < 60
     assert all("psnr" in row and "ssim" in row for row in s["per_image"])
-    header = _per_image_csv(s).splitlines()[0].split(",")
+    header = per_image_csv(s).splitlines()[0].split(",")
     assert header[-2:] == ["psnr", "ssim"] and "dice_square" in header and "hd95_square" in header
     # without downsampling the 2x SR output does not match the reference's scale: no PSNR/SSIM rather than nonsense
     mismatched = evaluate_dataset(Oracle(sr=True), _dataset(folder), EvalConfig(), CPU, extended=True)
@@ -175,7 +180,7 @@ def test_acdc_volumes_from_real_slices(data_root) -> None:
     dataset = make_dataset(cfg, bundle, "test", train=False)
     torch.manual_seed(0)
     model = dualseg.create_model("unet", in_channels=1, num_classes=4, channels=(4, 8))
-    s = evaluate_dataset(model, dataset, cfg.eval, CPU, resize=[64, 64])
+    s = evaluate_dataset(model, dataset, cfg.eval, CPU, InputSpec(resize=(64, 64)))
     assert s["classes"] == ["background", "RV", "Myo", "LV"] and s["foreground_classes"] == ["RV", "Myo", "LV"]
     assert [v["name"] for v in s["per_volume"]] == volumes
     assert sum(v["n_slices"] for v in s["per_volume"]) == s["n_images"] == len(bundle.split["test"])

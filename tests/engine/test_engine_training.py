@@ -11,6 +11,7 @@ import dualseg.engine.trainer as trainer_module
 from dualseg.config import load_config
 from dualseg.engine.trainer import Trainer, _move
 from dualseg.errors import DualsegError
+from dualseg.report.curves import CurvesCallback
 
 TINY = [
     "model.args={channels: [8, 16, 32]}",
@@ -121,7 +122,8 @@ def test_early_stopping_and_best_checkpoint(data_root, tmp_path, monkeypatch):
 
 
 def test_metrics_csv_columns_stay_aligned_when_validation_skips_epochs(data_root, tmp_path):
-    Trainer(_cfg(data_root, tmp_path / "run", "train.epochs=3", "train.val_every=2"), progress=False).fit()
+    Trainer(_cfg(data_root, tmp_path / "run", "train.epochs=3", "train.val_every=2"), progress=False,
+            callbacks=[CurvesCallback()]).fit()
     with open(tmp_path / "run/metrics.csv") as f:
         header, *lines = list(csv.reader(f))
     rows = [dict(zip(header, line, strict=True)) for line in lines]  # strict: every line as long as the header

@@ -74,8 +74,8 @@ def make_run(folder: Path, args: dict | None = None) -> Path:
 
 
 def make_package(folder: Path, run: Path) -> Path:
-    from dualseg.inference.export import export_model
-    from dualseg.inference.package import load_inference_model
+    from dualseg.deploy.export import export_model
+    from dualseg.inference.loading import load_inference_model
 
     export_model(load_inference_model(run), "package", folder)
     return folder

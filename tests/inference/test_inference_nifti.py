@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from dualseg.data.dataset import normalize_image
+from dualseg.deploy.predict import PredictOptions, predict_folder
 from dualseg.errors import DualsegError
-from dualseg.inference.package import load_inference_model
-from dualseg.inference.predict import PredictOptions, predict_folder
+from dualseg.inference.loading import load_inference_model
 from dualseg.inference.predictor import predict_probabilities
 from dualseg.inference.volumes import read_volume, unit_range, write_volume
 
@@ -60,7 +60,7 @@ def test_predicting_a_volume_keeps_shape_and_geometry_and_matches_2d_prediction(
 
     loaded = load_inference_model(unet_run)  # slice k, predicted as a 2D image, gives the same labels
     volume = unit_range(data.astype(np.float32).transpose(2, 1, 0))
-    x = torch.from_numpy(normalize_image(volume[2][..., None], loaded.normalize).transpose(2, 0, 1).copy())[None]
+    x = torch.from_numpy(normalize_image(volume[2][..., None], loaded.spec.normalize).transpose(2, 0, 1).copy())[None]
     expected = predict_probabilities(loaded.model, x)["probs"].argmax(1)[0].numpy()
     assert np.array_equal(np.asarray(labels.dataobj)[:, :, 2].T, expected)
     assert np.array_equal(np.asarray(probs.dataobj)[..., 1] > 0.5, np.asarray(labels.dataobj) == 1)

@@ -12,16 +12,17 @@ from torch import nn
 
 import dualseg
 from dualseg.data.descriptions import DatasetDescription
+from dualseg.deploy.export import export_model
+from dualseg.deploy.package import save_package
 from dualseg.errors import DualsegError
-from dualseg.inference.export import export_model
-from dualseg.inference.loading import load_trained
-from dualseg.inference.package import InferenceModel, load_inference_model, save_package
+from dualseg.inference.loading import LoadedModel, load_inference_model
+from dualseg.inference.spec import InputSpec
 
 
 def test_load_model_round_trip_gives_the_checkpoints_outputs(tmp_path, ds2f_run):
     package = save_package(load_inference_model(ds2f_run), tmp_path / "pkg")
     assert sorted(p.name for p in package.iterdir()) == ["model.json", "model.safetensors"]
-    reference = load_trained(ds2f_run).model
+    reference = load_inference_model(ds2f_run).model
     from_package = dualseg.load_model(package)
     assert not from_package.training and type(from_package) is type(reference)
     x = torch.randn(2, 1, 32, 48)
@@ -34,7 +35,7 @@ def test_load_model_round_trip_gives_the_checkpoints_outputs(tmp_path, ds2f_run)
     meta = json.loads((package / "model.json").read_text())
     assert meta["model"]["name"] == "ds2f_unet" and meta["model"]["args"] == {"channels": [4, 8, 16]}
     assert meta["classes"] == ["background", "object"] and meta["model"]["size_divisor"] == 4
-    assert loaded.input_scale == 0.5 and loaded.normalize == "zscore" and loaded.description.decode_labels(
+    assert loaded.spec.input_scale == 0.5 and loaded.spec.normalize == "zscore" and loaded.description.decode_labels(
         np.array([0, 1])).tolist() == [0, 255]
 
 
@@ -101,8 +102,8 @@ class ValueBranch(nn.Module):
 
 
 def test_a_model_that_cannot_be_exported_gives_a_clear_error(tmp_path):
-    loaded = InferenceModel(ValueBranch().eval(), DatasetDescription("toy", 1, ("a", "b")),
-                            info={"model_name": "value_branch"})
+    loaded = LoadedModel(ValueBranch().eval(), InputSpec(), DatasetDescription("toy", 1, ("a", "b")),
+                         info={"model_name": "value_branch"})
     with pytest.raises(DualsegError, match="cannot export model 'value_branch' to onnx"):
         export_model(loaded, "onnx", tmp_path / "m.onnx", size=(16, 16))
     with pytest.raises(DualsegError, match="torchscript model .value_branch. differs .* at the traced size"):
@@ -119,7 +120,7 @@ def test_inference_uses_the_layout_the_run_trained_in(tmp_path, make_run, channe
     loaded = load_inference_model(run)
     weight = next(p for p in loaded.model.parameters() if p.ndim == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
     assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last
-    reference = load_trained(run).model.to(memory_format=torch.contiguous_format)
+    reference = load_inference_model(run).model.to(memory_format=torch.contiguous_format)
     x = torch.randn(2, 1, 32, 48)
     with torch.no_grad():
         expected = loaded.model(x)["seg"]

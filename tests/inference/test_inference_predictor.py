@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dualseg.inference.predictor import predict_logits
+from dualseg.inference.spec import InputSpec
 
 
 class Echo(nn.Module):
@@ -32,19 +33,20 @@ def test_padding_is_removed_exactly():
 
 def test_sr_resolution_output_is_cropped_at_its_own_scale():
     x = torch.randn(1, 1, 40, 64)
-    out = predict_logits(Echo(scale=2), x, input_scale=0.5)  # model sees 20x32 -> pads to 32x32 -> predicts 64x64
+    # model sees 20x32 -> pads to 32x32 -> predicts 64x64
+    out = predict_logits(Echo(scale=2), x, InputSpec(input_scale=0.5))
     assert out.shape == (1, 2, 40, 64)
     expected = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
     assert torch.allclose(out[:, 1:], expected, atol=1e-6)
 
 
 def test_resize_goes_back_to_the_input_size():
-    out = predict_logits(Echo(), torch.randn(1, 1, 30, 45), resize=(32, 48))
+    out = predict_logits(Echo(), torch.randn(1, 1, 30, 45), InputSpec(resize=(32, 48)))
     assert out.shape == (1, 2, 30, 45)
 
 
 def test_sliding_window_covering_the_image_equals_whole_image():
     x = torch.randn(1, 1, 48, 64)
     whole = predict_logits(Echo(), x)
-    sliding = predict_logits(Echo(), x, roi_size=(48, 64), overlap=0.5)
+    sliding = predict_logits(Echo(), x, InputSpec(roi_size=(48, 64), overlap=0.5))
     assert torch.allclose(whole, sliding, atol=1e-5)

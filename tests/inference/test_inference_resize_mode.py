@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dualseg.inference.predictor import predict_logits
+from dualseg.inference.spec import InputSpec
 
 
 class Noise(nn.Module):
@@ -24,7 +25,7 @@ def test_nearest_resize_back_equals_resized_label_map() -> None:
     model = Noise()
     at_model_size = model(torch.zeros(1, 1, 16, 16))["seg"].argmax(1, keepdim=True).float()
     expected = F.interpolate(at_model_size, size=(37, 23), mode="nearest")[:, 0].long()
-    labels = predict_logits(model, image, resize=(16, 16), resize_mode="nearest").argmax(1)
+    labels = predict_logits(model, image, InputSpec(resize=(16, 16)), resize_mode="nearest").argmax(1)
     assert torch.equal(labels, expected)
-    bilinear = predict_logits(model, image, resize=(16, 16)).argmax(1)
+    bilinear = predict_logits(model, image, InputSpec(resize=(16, 16))).argmax(1)
     assert not torch.equal(bilinear, expected)  # the default interpolates logits, giving other boundaries

@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import dualseg
 from dualseg.errors import DualsegError
 from dualseg.inference.predictor import predict_outputs, predict_probabilities
+from dualseg.inference.spec import InputSpec
 
 
 class Pointwise(nn.Module):
@@ -36,7 +37,7 @@ def test_sliding_window_covering_the_image_equals_whole_image_for_real_models():
     for name in ("unet", "ds2f_unet"):
         model = dualseg.create_model(name, in_channels=1, num_classes=2, channels=(4, 8, 16)).eval()
         whole = predict_outputs(model, x)["seg"]
-        sliding = predict_outputs(model, x, roi_size=(64, 96), overlap=0.5, sw_batch_size=1)["seg"]
+        sliding = predict_outputs(model, x, InputSpec(roi_size=(64, 96), overlap=0.5), sw_batch_size=1)["seg"]
         assert whole.shape == (2, 2, 64, 96) and torch.allclose(whole, sliding, atol=1e-5), name
 
 
@@ -47,7 +48,7 @@ def test_overlapping_windows_stitch_back_exactly(scale):
     model = Pointwise(scale=scale).eval()
     x = torch.randn(1, 1, 70, 101)  # padded to 72x104, then 3 x 4 windows of 32x48
     whole = predict_outputs(model, x, with_sr=True)
-    sliding = predict_outputs(model, x, roi_size=(32, 48), overlap=0.25, with_sr=True, sw_device="cpu",
+    sliding = predict_outputs(model, x, InputSpec(roi_size=(32, 48), overlap=0.25), with_sr=True, sw_device="cpu",
                               device="cpu")
     assert sliding["seg"].shape == (1, 3, 70, 101)
     assert sliding["sr"].shape == (1, 1, 70 * scale, 101 * scale)
@@ -58,7 +59,7 @@ def test_overlapping_windows_stitch_back_exactly(scale):
 
 def test_window_size_must_fit_the_divisor():
     with pytest.raises(DualsegError, match="divisible by the model's size divisor 8"):
-        predict_outputs(Pointwise().eval(), torch.randn(1, 1, 32, 32), roi_size=(30, 32))
+        predict_outputs(Pointwise().eval(), torch.randn(1, 1, 32, 32), InputSpec(roi_size=(30, 32)))
 
 
 def test_tta_of_a_flip_equivariant_model_changes_nothing():
@@ -105,7 +106,7 @@ def test_ds2f_predicts_its_sr_image_only_on_request():
             call(x)
         flops.append(counter.get_total_flops())
     assert flops[0] < flops[1]  # the eval forward skips the SR stream; predict_with_sr runs it
-    out = predict_outputs(model, torch.randn(1, 1, 40, 40), input_scale=0.5, with_sr=True)
+    out = predict_outputs(model, torch.randn(1, 1, 40, 40), InputSpec(input_scale=0.5), with_sr=True)
     assert out["seg"].shape == out["sr"].shape[:1] + (2, 40, 40) and out["sr"].shape == (1, 1, 40, 40)
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dualseg.config import load_config
-from dualseg.engine.evaluator import evaluate_run
+from dualseg.engine.run_evaluation import evaluate_run
 from dualseg.engine.trainer import train
 
 TINY_RUN = [

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dualseg.errors import DualsegError
-from dualseg.inference.loading import load_trained
+from dualseg.inference.loading import load_inference_model
 from dualseg.metrics import confusion_counts, metrics_from_counts
 from dualseg.report.overlays import (
     FN_COLOUR,
@@ -62,7 +62,7 @@ def test_select_cases(two_runs):
 def test_predicted_cases_are_the_evaluated_ones(two_runs, tmp_path):
     run = load_run(two_runs[0], "test")
     names = run.case_names[:2]
-    trained = load_trained(run.path, "best")
+    trained = load_inference_model(run.path, "best")
     for case in predict_cases(trained, run.path, "test", names):
         counts = confusion_counts(torch.from_numpy(case.labels), torch.from_numpy(case.target), 2)
         dice = metrics_from_counts(counts.numpy(), ["dice"])["dice"]

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dualseg.deploy.package import package_json, save_package
 from dualseg.errors import DualsegError
-from dualseg.inference.package import InferenceModel
+from dualseg.inference.loading import LoadedModel
 from dualseg.safety.atomic import atomic_write_text
 from dualseg.safety.outputs import check_separate, claim, writing_into
 
@@ -40,11 +41,11 @@ class SegOutput(nn.Module):
         return self.model(x)["seg"]
 
 
-def example_size(loaded: InferenceModel, size: Sequence[int] | None = None) -> tuple[int, int]:
+def example_size(loaded: LoadedModel, size: Sequence[int] | None = None) -> tuple[int, int]:
     """The traced input size: ``size`` if given (checked), else the sliding-window size, the training resize, or
     256x256, rounded up to the model's divisor."""
     divisor = int(getattr(loaded.model, "size_divisor", 1))
-    chosen = size or loaded.roi_size or loaded.resize or (256, 256)
+    chosen = size or loaded.spec.roi_size or loaded.spec.resize or (256, 256)
     if len(chosen) != 2 or any(int(s) < 1 for s in chosen):
         raise DualsegError(f"input size must be two positive integers H W, got {list(chosen)}")
     if size is not None and any(int(s) % divisor for s in size):
@@ -75,7 +76,7 @@ def _second_size(h: int, w: int, divisor: int) -> tuple[int, int]:
 
 
 def export_model(
-    loaded: InferenceModel, fmt: str, out: str | Path, size: Sequence[int] | None = None, atol: float = 1e-3,
+    loaded: LoadedModel, fmt: str, out: str | Path, size: Sequence[int] | None = None, atol: float = 1e-3,
     overwrite: bool = False,
 ) -> dict:
     """Write ``out`` (a package folder, an ``.onnx`` or a TorchScript ``.pt`` file, and for the last two a sidecar
@@ -93,9 +94,7 @@ def export_model(
         return _export(loaded, fmt, out, size, atol)
 
 
-def _export(loaded: InferenceModel, fmt: str, out: Path, size: Sequence[int] | None, atol: float) -> dict:
-    from dualseg.inference.package import save_package
-
+def _export(loaded: LoadedModel, fmt: str, out: Path, size: Sequence[int] | None, atol: float) -> dict:
     if fmt == "package":
         save_package(loaded, out)
         return {"format": "package", "path": str(out)}
@@ -140,7 +139,7 @@ def _export(loaded: InferenceModel, fmt: str, out: Path, size: Sequence[int] | N
                   "traced_size": [h, w], "dynamic_size": dynamic, "size_divisor": divisor},
         "output": {"name": "seg", "meaning": "logits (N, num_classes, H', W'); 1 class = sigmoid, else softmax"},
         "max_abs_diff_vs_pytorch": diff,
-        "package": loaded.to_json(),
+        "package": package_json(loaded),
     }
     atomic_write_text(f"{out}.json", json.dumps(record, indent=1) + "\n")
     return record

@@ -3,6 +3,7 @@ package: masks at the input size, optional class probabilities, SR images of dua
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dualseg.data.dataset import _IMAGENET_MEAN, _IMAGENET_STD, normalize_image
-from dualseg.data.io import IMAGE_EXTENSIONS, read_image, to_channels, to_float
+from dualseg.data.dataset import IMAGENET_MEAN, IMAGENET_STD, normalize_image
+from dualseg.data.io import read_image, to_channels, to_float
 from dualseg.errors import DualsegError
-from dualseg.inference.package import InferenceModel, load_inference_model
+from dualseg.inference.inputs import list_inputs
+from dualseg.inference.loading import LoadedModel, load_inference_model
 from dualseg.inference.predictor import predict_probabilities
-from dualseg.inference.volumes import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_volume, unit_range, write_volume
+from dualseg.inference.spec import InputSpec
+from dualseg.inference.volumes import is_nifti, nifti_stem, read_volume, unit_range, write_volume
 from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
 from dualseg.progress import progress_bar
 from dualseg.runtime import autocast, resolve_precision
@@ -23,33 +26,6 @@ from dualseg.safety.limits import out_of_memory_hint
 from dualseg.safety.outputs import claim, writing_into
 
 PROBABILITY_FORMATS = ("png", "npy")
-
-
-def _supported(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS or is_nifti(path)
-
-
-def list_inputs(path: str | Path) -> list[Path]:
-    """One image or NIfTI file, or the images and NIfTI volumes of a folder (sorted)."""
-    path = Path(path)
-    kinds = f"{', '.join(IMAGE_EXTENSIONS)}, {', '.join(NIFTI_SUFFIXES)}"
-    if path.is_file():
-        if not _supported(path):
-            raise DualsegError(f"unsupported input file type: {path.name}; give an image or NIfTI volume ({kinds})")
-        return [path]
-    if not path.is_dir():
-        raise DualsegError(f"input not found: {path}; give an image or NIfTI file, or a folder of them")
-    files = sorted(p for p in path.iterdir() if p.is_file() and _supported(p))
-    if not files:
-        raise DualsegError(f"{path} holds no images or NIfTI volumes ({kinds})")
-    stems: dict[str, Path] = {}
-    for p in files:  # a.png and a.tif would both be predicted to a.png
-        stem = nifti_stem(p) if is_nifti(p) else p.stem
-        if stem in stems:
-            raise DualsegError(f"duplicate stem '{stem}': {stems[stem].name} and {p.name} in {path}; their "
-                               "predictions would have the same name: rename or move one")
-        stems[stem] = p
-    return files
 
 
 @dataclass
@@ -83,18 +59,22 @@ class PredictOptions:
             raise DualsegError(f"--roi-size must be two sides in 1..65536, got {list(self.roi_size)}")
 
 
+def run_spec(spec: InputSpec, options: PredictOptions) -> InputSpec:
+    """The model's spec with this call's overrides: ``--roi-size``, ``--overlap``, ``--whole-image``."""
+    roi = None if options.whole_image else (options.roi_size or spec.roi_size)
+    overlap = spec.overlap if options.overlap is None else options.overlap
+    return dataclasses.replace(spec, roi_size=roi, overlap=overlap)
+
+
 class _Runner:
     """Feeds normalised (C, H, W) arrays to the model in batches and returns numpy outputs per image."""
 
-    def __init__(self, loaded: InferenceModel, device: torch.device, options: PredictOptions) -> None:
+    def __init__(self, loaded: LoadedModel, device: torch.device, options: PredictOptions) -> None:
         self.loaded, self.device, self.options = loaded, device, options
-        self.amp_dtype = resolve_precision(loaded.precision, device)
-        roi = None if options.whole_image else (options.roi_size or loaded.roi_size)
-        overlap = loaded.overlap if options.overlap is None else options.overlap
+        self.spec = run_spec(loaded.spec, options)
+        self.amp_dtype = resolve_precision(self.spec.precision, device)
         # Windows run on the model's device; the full-size output is stitched in CPU memory.
-        self.kwargs = dict(roi_size=roi, overlap=overlap, resize=loaded.resize, input_scale=loaded.input_scale,
-                           input_mode=loaded.input_mode,
-                           sw_batch_size=options.sw_batch_size, sw_device=device, device=torch.device("cpu"),
+        self.kwargs = dict(sw_batch_size=options.sw_batch_size, sw_device=device, device=torch.device("cpu"),
                            with_sr=options.sr)
 
     def __call__(self, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -103,10 +83,10 @@ class _Runner:
         count = len(images)
         x = torch.from_numpy(images[0][None] if count == 1 else np.stack(images))
         images.clear()  # the caller's list: full-size inputs are freed once the model is done with them
-        if self.kwargs["roi_size"] is None:
+        if self.spec.roi_size is None:
             x = x.to(self.device)
         with autocast(self.device, self.amp_dtype):
-            out = predict_probabilities(self.loaded.model, x, tta=self.options.tta, **self.kwargs)
+            out = predict_probabilities(self.loaded.model, x, self.spec, tta=self.options.tta, **self.kwargs)
         del x
         labels = out["probs"].argmax(1).to(torch.uint8 if out["probs"].shape[1] <= 256 else torch.int64)
         results = []
@@ -144,7 +124,7 @@ def denormalize(sr: np.ndarray, stats: tuple[np.ndarray, np.ndarray], mode: str)
     if mode == "zscore":
         return sr * np.maximum(stats[1], 1e-6) + stats[0]
     if mode == "imagenet":
-        return sr * _IMAGENET_STD + _IMAGENET_MEAN
+        return sr * IMAGENET_STD + IMAGENET_MEAN
     return sr
 
 
@@ -199,7 +179,7 @@ def predict_folder(
         return _predict_all(files, loaded, runner, out, options, progress)
 
 
-def _predict_all(files: list[Path], loaded: InferenceModel, runner: _Runner, out: Path, options: PredictOptions,
+def _predict_all(files: list[Path], loaded: LoadedModel, runner: _Runner, out: Path, options: PredictOptions,
                  progress: bool) -> list[Path]:
     written: list[Path] = []
     images = [p for p in files if not is_nifti(p)]
@@ -210,7 +190,7 @@ def _predict_all(files: list[Path], loaded: InferenceModel, runner: _Runner, out
 
     def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
         for path in images:
-            yield (*_read_2d(path, channels, loaded.normalize), None)
+            yield (*_read_2d(path, channels, loaded.spec.normalize), None)
 
     bar = progress_bar(total=len(files), desc="predict", enabled=progress, unit="file")
     lower = "--roi-size (sliding window), --sw-batch-size or --batch-size"
@@ -228,7 +208,8 @@ def _predict_all(files: list[Path], loaded: InferenceModel, runner: _Runner, out
                 write_probabilities(out, image.stem, result["probs"], list(loaded.description.class_names),
                                     loaded.description.background, options.probabilities)
             if "sr" in result:
-                write_sr_image(out, image.stem, denormalize(result["sr"], image.stats, loaded.normalize), image.bits)
+                sr_image = denormalize(result["sr"], image.stats, loaded.spec.normalize)
+                write_sr_image(out, image.stem, sr_image, image.bits)
             written.append(out / f"{image.stem}.png")
             bar.update()
     for path in volumes:
@@ -238,7 +219,7 @@ def _predict_all(files: list[Path], loaded: InferenceModel, runner: _Runner, out
     return written
 
 
-def _predict_volume(path: Path, loaded: InferenceModel, runner: _Runner, out: Path, options: PredictOptions) -> Path:
+def _predict_volume(path: Path, loaded: LoadedModel, runner: _Runner, out: Path, options: PredictOptions) -> Path:
     """Predict a NIfTI volume slice by slice (see :mod:`dualseg.inference.volumes`); write labels (+ probs)."""
     slices, reference = read_volume(path)
     slices = unit_range(slices)
@@ -246,7 +227,7 @@ def _predict_volume(path: Path, loaded: InferenceModel, runner: _Runner, out: Pa
 
     def normalised() -> Iterator[tuple[int, np.ndarray, None]]:
         for k, s in enumerate(slices):
-            x = normalize_image(to_channels(s[..., None], channels, path), loaded.normalize).transpose(2, 0, 1)
+            x = normalize_image(to_channels(s[..., None], channels, path), loaded.spec.normalize).transpose(2, 0, 1)
             yield k, np.ascontiguousarray(x, dtype=np.float32), None
 
     labels = np.zeros(slices.shape, np.uint8)

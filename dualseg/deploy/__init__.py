@@ -1,0 +1,1 @@
+"""Applications on top of the inference core: prediction of image folders and volumes, packages, export."""

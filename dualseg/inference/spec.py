@@ -1,0 +1,89 @@
+"""How a model's input is made from an image, and how the model is run: one record, built once from the config
+(by the trainer), stored in every checkpoint and package, and taken by evaluation, prediction and overlays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+
+from dualseg.config import Config
+
+PREDICTION_KEYS = ("roi_size", "overlap", "precision")  # the fields a package keeps under "prediction"
+
+
+def _pair(value: Sequence[int] | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if len(value) != 2:
+        raise ValueError(f"expected two sizes H W, got {list(value)}")
+    return int(value[0]), int(value[1])
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The model input and the prediction settings of a trained model.
+
+    ``normalize``: intensity normalisation (``dualseg.data.dataset.normalize_image``); ``resize``: the (H, W) the
+    model was trained on (the input is resized to it, the logits back); ``input_scale`` / ``input_mode``: the model
+    takes inputs scaled by this factor, made with this interpolation (SR methods on downsampled inputs);
+    ``size_divisor``: the model's input sides must divide by it; ``roi_size`` / ``overlap``: sliding window (None:
+    whole image); ``precision``: ``train.precision``; ``channels_last``: the memory layout (NHWC when True).
+    The defaults are what a record without the key implies (older packages: NHWC)."""
+
+    normalize: str = "zscore"
+    resize: tuple[int, int] | None = None
+    input_scale: float = 1.0
+    input_mode: str = "area"
+    size_divisor: int = 1
+    roi_size: tuple[int, int] | None = None
+    overlap: float = 0.5
+    precision: str = "auto"
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resize", _pair(self.resize))
+        object.__setattr__(self, "roi_size", _pair(self.roi_size))
+
+    @classmethod
+    def from_config(cls, cfg: Config, size_divisor: int) -> InputSpec:
+        """The spec of a run's config; the input is downsampled by ``data.sr.scale`` in SR ``downsample`` mode."""
+        sr = cfg.data.sr
+        return cls(
+            normalize=cfg.data.normalize, resize=cfg.data.resize,
+            input_scale=1 / sr.scale if sr.mode == "downsample" else 1.0, input_mode=sr.interpolation,
+            size_divisor=int(size_divisor), roi_size=cfg.eval.roi_size, overlap=cfg.eval.overlap,
+            precision=cfg.train.precision, channels_last=cfg.train.channels_last,
+        )
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout the model runs in: ``torch.channels_last`` (NHWC) or ``torch.contiguous_format``."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (sizes as lists)."""
+        data = asdict(self)
+        for key in ("resize", "roi_size"):
+            data[key] = None if data[key] is None else list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **defaults: Any) -> InputSpec:
+        """The spec of a stored record; keys it lacks take ``defaults``, then the class defaults; other keys are
+        ignored (a package's ``input`` section also holds ``channels``). Bad values raise TypeError/ValueError."""
+        values = {**defaults, **{f.name: data[f.name] for f in fields(cls) if f.name in data}}
+        for key, kind in (("input_scale", float), ("overlap", float), ("size_divisor", int)):
+            if key in values:
+                values[key] = kind(values[key])
+        for key in ("normalize", "input_mode", "precision"):
+            if key in values and not isinstance(values[key], str):
+                raise TypeError(f"{key} must be a string, got {values[key]!r}")
+        if "channels_last" in values and not isinstance(values["channels_last"], bool):
+            raise TypeError(f"channels_last must be true or false, got {values['channels_last']!r}")
+        return cls(**values)
+
+
+DEFAULT_SPEC = InputSpec()  # whole image, no resize or scaling: what a call without a spec means
