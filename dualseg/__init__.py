@@ -35,17 +35,10 @@ def load_model(path: str | os.PathLike, device: str = "cpu", which: str = "best"
 
 
 def sample_data_path(name: str = "isbi2012") -> Path:
-    """The folder of a dataset shipped inside the package (``images/``, ``masks/``, ``DATASET.md``): ``isbi2012``,
-    the 30 labelled ISBI 2012 training pairs. Installed with the package, so ``dualseg demo`` and the tests run
-    on real images without any download."""
-    from dualseg.errors import DualsegError
+    """The folder of a dataset shipped inside the package; see :func:`dualseg.data.sample.sample_data_path`."""
+    from dualseg.data.sample import sample_data_path as _path
 
-    root = Path(__file__).resolve().parent / "sample_data"
-    shipped = sorted(p.name for p in root.iterdir() if (p / "images").is_dir()) if root.is_dir() else []
-    if name not in shipped:
-        raise DualsegError(f"no embedded sample dataset '{name}'; shipped: {', '.join(shipped) or 'none'} "
-                           "(full datasets: dualseg fetch-data --list)")
-    return root / name
+    return _path(name)
 
 
 __all__ = ["create_model", "list_models", "__version__"]

@@ -36,7 +36,7 @@ def version_text() -> str:
 
     import torch
 
-    from dualseg import __version__
+    from dualseg.version import __version__
 
     return f"dualseg {__version__} (torch {torch.__version__}, Python {platform.python_version()})"
 

@@ -69,8 +69,8 @@ def prediction_inputs(data: Path, run_dir: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dualseg
     from dualseg.config import apply_overrides, config_from_dict
+    from dualseg.data.sample import sample_data_path
     from dualseg.deploy.predict import predict_folder
     from dualseg.engine.run_evaluation import evaluate_run
     from dualseg.engine.trainer import train
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from dualseg.report.summary_text import format_summary
 
     started = time.perf_counter()
-    data = Path(args.data) if args.data else dualseg.sample_data_path("isbi2012")
+    data = Path(args.data) if args.data else sample_data_path("isbi2012")
     if not data.is_dir():
         raise DualsegError(f"dataset folder not found: {data}; pass --data PATH (a folder with images/ and masks/) "
                            "or leave --data out to use the embedded sample")

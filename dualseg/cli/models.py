@@ -15,12 +15,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    import dualseg
+    from dualseg.models import create_model, list_models
 
     print(f"{'model':<24} {'parameters':>14}")
-    for name in dualseg.list_models():
+    for name in list_models():
         with torch.device("meta"):  # count without allocating or initialising weights
-            model = dualseg.create_model(name, in_channels=args.in_channels, num_classes=args.num_classes)
+            model = create_model(name, in_channels=args.in_channels, num_classes=args.num_classes)
         n = sum(p.numel() for p in model.parameters())
         print(f"{name:<24} {n:>14,}")
     return 0
