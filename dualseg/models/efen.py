@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-from timm.models import adapt_input_conv
 from torchvision.models.vgg import VGG19_Weights, cfgs, make_layers
 
 from dualseg.errors import DualsegError, did_you_mean
@@ -17,7 +16,7 @@ from dualseg.models.base import SegmentationModel
 from dualseg.models.blocks import ConvNormAct, DoubleConv, init_weights
 from dualseg.models.blocks.positional_skip import PositionalCrossAttentionSkip
 from dualseg.models.options import check_channels
-from dualseg.models.weights import read_weights_file
+from dualseg.models.weights import load_exactly, read_weights_file
 from dualseg.registry import MODELS
 
 VARIANTS = ("unet", "unet_process1", "efen")
@@ -54,26 +53,9 @@ class VGG19Encoder(nn.Module):
         state = {k.removeprefix("module."): v for k, v in state.items()}
         if not any(k.startswith("features.") for k in state):
             state = {k.removeprefix("encoder."): v for k, v in state.items()}
-        own = self.state_dict()
         state = {k: v for k, v in state.items() if k.startswith("features.")}  # classifier / head keys dropped
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise DualsegError(
-                f"efen: weights from {source} do not match VGG-19: {len(missing)} missing key(s) {missing[:5]}, "
-                f"{len(unexpected)} unexpected key(s) {unexpected[:5]}; pass a VGG-19 (not VGG-19-BN) state dict"
-            )
-        w = state["features.0.weight"]
-        if w.shape[1] != own["features.0.weight"].shape[1]:
-            state["features.0.weight"] = adapt_input_conv(own["features.0.weight"].shape[1], w, base_chans=w.shape[1])
-        wrong = [
-            f"{k}: file {tuple(state[k].shape)}, model {tuple(v.shape)}"
-            for k, v in own.items()
-            if state[k].shape != v.shape
-        ]
-        if wrong:
-            raise DualsegError(f"efen: weights from {source} have wrong shapes: {'; '.join(wrong[:3])}")
-        self.load_state_dict(state, strict=True)
+        load_exactly(self, state, "efen", source, "VGG-19", "pass a VGG-19 (not VGG-19-BN) state dict",
+                     first_conv="features.0.weight")
 
 
 def load_vgg19_weights(encoder: VGG19Encoder, pretrained_path: str | os.PathLike[str] | None) -> None:

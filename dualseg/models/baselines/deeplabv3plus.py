@@ -9,13 +9,12 @@ import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.models import adapt_input_conv
 
 from dualseg.errors import DualsegError, did_you_mean
 from dualseg.models.blocks import ASPP, ConvNormAct, init_weights
 from dualseg.models.encoder_decoder import EncoderDecoderModel
 from dualseg.models.options import check_positive_int
-from dualseg.models.weights import read_weights_file
+from dualseg.models.weights import load_exactly, read_weights_file
 from dualseg.registry import MODELS
 
 DEFAULT_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
@@ -79,25 +78,8 @@ def load_encoder_weights(
     classifier = cfg.get("classifier", "fc")
     state = {k: v for k, v in state.items() if k in own or not k.startswith(f"{classifier}.")}
 
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise DualsegError(
-            f"deeplabv3plus: weights in '{path}' do not match the encoder: {len(missing)} missing key(s) "
-            f"{missing[:5]}, {len(unexpected)} unexpected key(s) {unexpected[:5]}; is it the same architecture?"
-        )
-    first_conv = f"{cfg.get('first_conv', 'conv1')}.weight"
-    w = state.get(first_conv)
-    if w is not None and w.ndim == 4 and w.shape[1] != in_channels:
-        state[first_conv] = adapt_input_conv(in_channels, w, base_chans=w.shape[1])
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)}, model {tuple(v.shape)}"
-        for k, v in own.items()
-        if state[k].shape != v.shape
-    ]
-    if wrong:
-        raise DualsegError(f"deeplabv3plus: weights in '{path}' have wrong shapes: {'; '.join(wrong[:3])}")
-    encoder.load_state_dict(state, strict=True)
+    load_exactly(encoder, state, "deeplabv3plus", f"'{path}'", "the encoder", "is it the same architecture?",
+                 first_conv=f"{cfg.get('first_conv', 'conv1')}.weight")
 
 
 class DeepLabV3PlusDecoder(nn.Module):
