@@ -129,14 +129,31 @@ def test_activation_bytes_counts_module_outputs_by_hand() -> None:
     assert activation_bytes(model, torch.zeros(1, 1, 8, 8)) == 2 * 4 * 8 * 8 * 4
 
 
-@pytest.mark.sample
-def test_plan_then_train_on_the_sample(tmp_path) -> None:
+def test_plan_cli_writes_a_config_train_reads(tmp_path) -> None:
     sample = dualseg.sample_data_path("isbi2012")
     out = tmp_path / "plan.yaml"
-    assert main(["plan", str(sample), "--budget-min", "1", "--no-progress", "-o", str(out), "--set",
-                 f"output_dir={tmp_path / 'run'}", "--set", "train.threads=2"]) == 0
+    assert main(["plan", str(sample), "--budget-min", "5", "--no-progress", "-o", str(out), "--set",
+                 "train.optimizer.lr=0.002"]) == 0
     assert out.with_suffix(".fingerprint.json").is_file()
     cfg = load_config(out)
-    assert cfg.data.patch_size == [256, 256] and cfg.train.time_limit_min < 1
-    assert main(["train", str(out), "--no-progress"]) == 0  # (how close to the budget: benchmarks/plan.py)
-    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+    assert cfg.data.patch_size == [256, 256] and cfg.train.optimizer.lr == 0.002 and cfg.train.time_limit_min < 5
+    assert "# median image 512x512" in out.read_text()
+
+
+def test_train_a_folder_needs_a_budget_and_a_budget_needs_a_folder(tmp_path, capsys) -> None:
+    sample = dualseg.sample_data_path("isbi2012")
+    assert main(["train", str(sample)]) == 2
+    assert "give --budget-min" in capsys.readouterr().err
+    assert main(["train", "configs/isbi2012/unet.yaml", "--budget-min", "3"]) == 2
+    assert "train.time_limit_min" in capsys.readouterr().err
+
+
+@pytest.mark.sample
+def test_train_a_folder_plans_and_keeps_the_plan(tmp_path) -> None:
+    run = tmp_path / "run"
+    sample = dualseg.sample_data_path("isbi2012")
+    assert main(["train", str(sample), "--budget-min", "1", "--no-progress", "--set", f"output_dir={run}",
+                 "--set", "train.threads=2"]) == 0  # (how close to the budget it ends: benchmarks/plan.py)
+    assert (run / "checkpoints" / "best.pt").is_file() and (run / "fingerprint.json").is_file()
+    planned, used = load_config(run / "plan.yaml"), load_config(run / "config.yaml")
+    assert planned.to_dict() == used.to_dict()  # the commented plan is the config that trained
