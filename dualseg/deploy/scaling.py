@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +35,6 @@ def parse_scale(value: str | float) -> str | float:
     return check_factor(factor, "--scale")
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 @dataclass(frozen=True)
 class ScaleChoice:
     """The factor one input was resampled by: ``proxy`` measured ``measured`` px (``factor`` given: no proxy)."""
@@ -56,10 +51,10 @@ class InputScaler:
     ``auto``: factor = the spec's ``train_scale`` / the proxy measured on the input (``object_size``: on
     ``first_pass``, the labels predicted at the input's own scale); a model without a recorded scale predicts at
     the input's scale after one notice. A FACTOR: that factor for every input. ``none``: factor 1, nothing
-    recorded."""
+    recorded. Notices go to ``notice`` (stdout: stderr holds only the one line of an error)."""
 
     def __init__(self, spec: InputSpec, setting: str | float, description: DatasetDescription,
-                 notice: Callable[[str], None] = _stderr) -> None:
+                 notice: Callable[[str], None] = print) -> None:
         self.spec, self.setting, self.notice = spec, parse_scale(setting), notice
         self.background = background_class(description)
         self.choices: list[ScaleChoice] = []

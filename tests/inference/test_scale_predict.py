@@ -62,7 +62,7 @@ def test_a_fixed_factor_predicts_masks_at_the_input_size(unet_run: Path, tmp_pat
     for name, scale in (("x2", "2.0"), ("x1", "none")):
         assert main(["predict", str(unet_run), str(images), str(tmp_path / name), "--scale", scale,
                      "--probabilities", "npy", "--no-progress"]) == 0
-    assert NO_SCALE_NOTICE not in capsys.readouterr().err  # a FACTOR or none: nothing to say
+    assert NO_SCALE_NOTICE not in capsys.readouterr().out  # a FACTOR or none: nothing to say
     scaled, plain = _masks(tmp_path / "x2"), _masks(tmp_path / "x1")
     assert [m.shape for m in scaled.values()] == [(40, 56), (33, 47)] == [m.shape for m in plain.values()]
     for stem in ("a", "b"):  # a random model's masks may be constant: its probabilities tell the scales apart
@@ -79,7 +79,7 @@ def test_a_model_without_a_recorded_scale_says_so_once_and_predicts_as_before(un
     rng = np.random.default_rng(1)
     images = _images(tmp_path / "in", {f"{k}.png": rng.integers(0, 255, (32, 32), dtype=np.uint8) for k in range(3)})
     assert main(["predict", str(unet_run), str(images), str(tmp_path / "auto"), "--no-progress"]) == 0
-    assert capsys.readouterr().err.count(NO_SCALE_NOTICE) == 1
+    assert capsys.readouterr().out.count(NO_SCALE_NOTICE) == 1
     assert main(["predict", str(unet_run), str(images), str(tmp_path / "none"), "--scale", "none",
                  "--no-progress"]) == 0
     auto, none = _masks(tmp_path / "auto"), _masks(tmp_path / "none")
