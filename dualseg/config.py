@@ -122,6 +122,9 @@ class DataConfig:
     pin_memory: bool | None = None  # page-locked batches for faster host-to-GPU copies; None: on CUDA
     persistent_workers: bool = True  # keep workers (and their decoded-image caches) alive across epochs
     cache_mb: int = bounded(2048, 0, 2**24)
+    # the length measured to bring prediction inputs to the training scale (docs/inference.md#scale); auto: the
+    # dataset description's (drive: fov_diameter; the others: none)
+    scale_proxy: Literal["auto", "none", "fov_diameter", "object_size"] = "auto"
     split: SplitConfig = field(default_factory=SplitConfig)
     sr: SRConfig = field(default_factory=SRConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -26,6 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probabilities", choices=("png", "npy"),
                    help="also write class probabilities: 16-bit PNG per class, or float16 .npy (volumes: NIfTI)")
     p.add_argument("--sr", action="store_true", help="also write the SR image of a dual-stream model (sr/)")
+    p.add_argument("--scale", default="auto", metavar="auto|none|FACTOR",
+                   help="resample each image to the model's training scale (auto: measure the scale proxy the "
+                   "model recorded; none: the image's own scale; FACTOR: a fixed factor in 0.25..4); the factors "
+                   "go to OUTPUT_DIR/scales.csv")
     add_overwrite(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     options = PredictOptions(
         roi_size=args.roi_size, overlap=args.overlap, sw_batch_size=args.sw_batch_size, batch_size=args.batch_size,
         tta=args.tta, probabilities=args.probabilities, sr=args.sr, overlays=not args.no_overlays,
-        whole_image=args.whole_image,
+        whole_image=args.whole_image, scale=args.scale,
     )
     written = predict_folder(args.model, args.inputs, args.output_dir, args.checkpoint, device=args.device,
                              progress=not args.no_progress, options=options, overwrite=args.overwrite)

@@ -40,6 +40,8 @@ class DatasetDescription:
         default_test: selects the held-out test stems (official test set), or ``None`` for a seeded fraction.
         test_fraction: the seeded test fraction when there is no official test set.
         val_fraction: the validation fraction carved from what is left after the test set.
+        scale_proxy: the length in pixels that tells the images' scale (``dualseg.inference.scale``:
+            ``fov_diameter`` for fundus photographs, ``object_size``, or ``none``); ``data.scale_proxy: auto``.
     """
 
     name: str
@@ -58,6 +60,7 @@ class DatasetDescription:
     notes: str = ""
     extra: dict = field(default_factory=dict)
     volume_pattern: str | None = None  # regex on the stem whose group 1 names the volume of a slice (per_volume)
+    scale_proxy: str = "none"
 
     @property
     def num_classes(self) -> int:

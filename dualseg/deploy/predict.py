@@ -4,7 +4,7 @@ package: masks at the input size, optional class probabilities, SR images of dua
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +13,12 @@ import torch
 
 from dualseg.data.dataset import IMAGENET_MEAN, IMAGENET_STD, normalize_image
 from dualseg.data.io import read_image, to_channels, to_float
+from dualseg.deploy.scaling import InputScaler, ScaleChoice, parse_scale
 from dualseg.errors import DualsegError
 from dualseg.inference.inputs import list_inputs
 from dualseg.inference.loading import LoadedModel, load_inference_model
 from dualseg.inference.predictor import predict_probabilities
+from dualseg.inference.scale import resample, resample_array
 from dualseg.inference.spec import InputSpec
 from dualseg.inference.volumes import is_nifti, nifti_stem, read_volume, unit_range, write_volume
 from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
@@ -34,7 +36,8 @@ class PredictOptions:
     package); ``sw_batch_size``: windows per forward pass; ``batch_size``: same-size images (or volume slices) per
     forward pass; ``tta``: flip test-time augmentation; ``probabilities``: also write class probabilities
     (``png`` or ``npy``); ``sr``: also write the SR image of a dual-stream model; ``overlays``: coloured overlays
-    of 2D images; ``whole_image``: ignore the model's sliding-window setting."""
+    of 2D images; ``whole_image``: ignore the model's sliding-window setting; ``scale``: ``auto`` (bring each 2D
+    input to the model's training scale, :mod:`dualseg.deploy.scaling`), ``none`` or a fixed factor."""
 
     roi_size: Sequence[int] | None = None
     overlap: float | None = None
@@ -45,8 +48,10 @@ class PredictOptions:
     sr: bool = False
     overlays: bool = True
     whole_image: bool = False
+    scale: str | float = "auto"
 
     def check(self) -> None:
+        parse_scale(self.scale)
         if self.probabilities not in (None, *PROBABILITY_FORMATS):
             raise DualsegError(
                 f"unknown probability format {self.probabilities!r}; choose {' or '.join(PROBABILITY_FORMATS)}"
@@ -72,30 +77,38 @@ class _Runner:
     def __init__(self, loaded: LoadedModel, device: torch.device, options: PredictOptions) -> None:
         self.loaded, self.device, self.options = loaded, device, options
         self.spec = run_spec(loaded.spec, options)
+        self.scaler = InputScaler(self.spec, options.scale, loaded.description)
         self.amp_dtype = resolve_precision(self.spec.precision, device)
         # Windows run on the model's device; the full-size output is stitched in CPU memory.
         self.kwargs = dict(sw_batch_size=options.sw_batch_size, sw_device=device, device=torch.device("cpu"),
                            with_sr=options.sr)
 
-    def __call__(self, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    def __call__(self, images: list[np.ndarray], sizes: list[tuple[int, int]] | None = None
+                 ) -> list[dict[str, np.ndarray]]:
         """``images``: normalised (C, H, W) float32 arrays of one size (one image is used without a copy); the list
-        is emptied."""
+        is emptied. ``sizes``: the (H, W) each image's outputs go back to (rescaled inputs), probabilities before
+        the argmax; default their own size."""
         count = len(images)
+        sizes = sizes or [tuple(images[0].shape[1:])] * count
         x = torch.from_numpy(images[0][None] if count == 1 else np.stack(images))
         images.clear()  # the caller's list: full-size inputs are freed once the model is done with them
         if self.spec.roi_size is None:
             x = x.to(self.device)
         with autocast(self.device, self.amp_dtype):
             out = predict_probabilities(self.loaded.model, x, self.spec, tta=self.options.tta, **self.kwargs)
+        height, width = x.shape[-2:]
         del x
-        labels = out["probs"].argmax(1).to(torch.uint8 if out["probs"].shape[1] <= 256 else torch.int64)
+        dtype = torch.uint8 if out["probs"].shape[1] <= 256 else torch.int64
         results = []
-        for i in range(count):
-            item = {"labels": labels[i].cpu().numpy()}
+        for i, (h, w) in enumerate(sizes):
+            probs = resample(out["probs"][i : i + 1], (h, w))[0]
+            item = {"labels": probs.argmax(0).to(dtype).cpu().numpy()}
             if self.options.probabilities:
-                item["probs"] = out["probs"][i].cpu().numpy()
+                item["probs"] = probs.cpu().numpy()
             if "sr" in out:
-                item["sr"] = out["sr"][i].cpu().numpy().transpose(1, 2, 0)
+                sr = out["sr"][i : i + 1]
+                sr = resample(sr, (round(h * sr.shape[-2] / height), round(w * sr.shape[-1] / width)))
+                item["sr"] = sr[0].cpu().numpy().transpose(1, 2, 0)
             results.append(item)
         return results
 
@@ -130,22 +143,68 @@ def denormalize(sr: np.ndarray, stats: tuple[np.ndarray, np.ndarray], mode: str)
 
 @dataclass
 class _Image2D:
-    """What is kept of a 2D input while it is predicted: the stored pixels (for the overlay), the per-channel
-    mean and std of its [0, 1] values (to bring an SR image back to intensities) and its bit depth."""
+    """What is kept of a 2D input while it is predicted: its file name, the stored pixels (for the overlay), the
+    per-channel mean and std of its [0, 1] values (to bring an SR image back to intensities), its bit depth and
+    the scale factor it was predicted at (None: its own scale, unrecorded)."""
 
-    stem: str
+    file: str
     stored: np.ndarray
     stats: tuple[np.ndarray, np.ndarray]
     bits: int
+    scale: ScaleChoice | None = None
+
+    @property
+    def stem(self) -> str:
+        return Path(self.file).stem
 
 
-def _read_2d(path: Path, channels: int, normalize: str) -> tuple[_Image2D, np.ndarray]:
+def _prepare_2d(file: str, stored: np.ndarray, channels: int, normalize: str) -> tuple[_Image2D, np.ndarray]:
     """The kept facts and the model input (C, H, W) float32; no full-size float copy outlives this call."""
-    stored = read_image(path)
-    raw = to_float(to_channels(stored, channels, path), path)
+    raw = to_float(to_channels(stored, channels, file), file)
     stats = (raw.mean(axis=(0, 1)), raw.std(axis=(0, 1)))
-    x = np.ascontiguousarray(normalize_image(raw, normalize, path).transpose(2, 0, 1), dtype=np.float32)
-    return _Image2D(path.stem, stored, stats, 16 if stored.dtype.itemsize > 1 else 8), x
+    x = np.ascontiguousarray(normalize_image(raw, normalize, file).transpose(2, 0, 1), dtype=np.float32)
+    return _Image2D(file, stored, stats, 16 if stored.dtype.itemsize > 1 else 8), x
+
+
+def _to_model_scale(image: _Image2D, x: np.ndarray, runner: _Runner, channels: int) -> np.ndarray:
+    """``x`` resampled by the factor the runner's scaler chooses for ``image`` (recorded in ``image.scale``)."""
+    image.scale = runner.scaler.choose(image.file, to_channels(image.stored, channels, image.file),
+                                       lambda: runner([x])[0]["labels"])
+    if image.scale is None or image.scale.factor == 1.0:
+        return x
+    return resample_array(x, image.scale.factor)
+
+
+def _predict_2d(items: Iterable[tuple[str, np.ndarray]], loaded: LoadedModel, runner: _Runner,
+                batch_size: int) -> Iterator[tuple[_Image2D, dict[str, np.ndarray]]]:
+    """Each 2D input (file name, stored pixels) with its outputs at its own size, read lazily, in batches."""
+    channels = loaded.model.in_channels
+
+    def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
+        for file, stored in items:
+            image, x = _prepare_2d(file, stored, channels, loaded.spec.normalize)
+            yield image, _to_model_scale(image, x, runner, channels), None
+
+    lower = "--roi-size (sliding window), --sw-batch-size or --batch-size"
+    for batch in _batches(model_inputs(), batch_size):
+        metas, inputs = [b[0] for b in batch], [b[1] for b in batch]
+        batch.clear()
+        h, w = inputs[0].shape[1:]
+        with out_of_memory_hint(f"predicting {metas[0].stem} ({w}x{h})", lower):
+            results = runner(inputs, [m.stored.shape[:2] for m in metas])
+        yield from zip(metas, results)
+
+
+@torch.no_grad()
+def predict_arrays(loaded: LoadedModel, images: Iterable[tuple[str, np.ndarray]], device: torch.device,
+                   options: PredictOptions | None = None) -> Iterator[tuple[str, np.ndarray, ScaleChoice | None]]:
+    """``dualseg predict``'s path on 2D images held in memory: (file name, pixels as stored) -> (file name, class
+    indices at the input size, the scale it was predicted at)."""
+    options = options or PredictOptions(overlays=False)
+    options.check()
+    runner = _Runner(loaded, device, options)
+    for image, result in _predict_2d(images, loaded, runner, options.batch_size):
+        yield image.file, result["labels"], image.scale
 
 
 @torch.no_grad()
@@ -159,9 +218,10 @@ def predict_folder(
     2D images: ``OUTPUT_DIR/<stem>.png`` (the dataset's mask encoding, input size), ``overlays/<stem>.png``,
     with options ``probabilities/`` and ``sr/<stem>.png``. NIfTI volumes: ``OUTPUT_DIR/<stem>.nii.gz`` (class
     indices, uint8, the input's shape, affine and header geometry), with probabilities
-    ``probabilities/<stem>.nii.gz`` (float32, classes on a 4th axis). ``model_path``: run directory, checkpoint
-    or package folder. ``OUTPUT_DIR`` follows :mod:`dualseg.safety.outputs`: apart from the inputs and the model,
-    and a file dualseg did not write there is replaced only with ``overwrite``.
+    ``probabilities/<stem>.nii.gz`` (float32, classes on a 4th axis). With a scale (``options.scale``) the factor
+    of each input goes to ``scales.csv``. ``model_path``: run directory, checkpoint or package folder.
+    ``OUTPUT_DIR`` follows :mod:`dualseg.safety.outputs`: apart from the inputs and the model, and a file dualseg
+    did not write there is replaced only with ``overwrite``.
     """
     from dualseg.runtime import resolve_device
 
@@ -186,36 +246,25 @@ def _predict_all(files: list[Path], loaded: LoadedModel, runner: _Runner, out: P
     volumes = [p for p in files if is_nifti(p)]
     for path in images:  # a stranger's file where a mask goes is refused before any work, not halfway
         claim(out / f"{path.stem}.png")
-    channels = loaded.model.in_channels
-
-    def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
-        for path in images:
-            yield (*_read_2d(path, channels, loaded.spec.normalize), None)
-
     bar = progress_bar(total=len(files), desc="predict", enabled=progress, unit="file")
-    lower = "--roi-size (sliding window), --sw-batch-size or --batch-size"
-    for batch in _batches(model_inputs(), options.batch_size):
-        metas, inputs = [b[0] for b in batch], [b[1] for b in batch]
-        batch.clear()
-        h, w = inputs[0].shape[1:]
-        with out_of_memory_hint(f"predicting {metas[0].stem} ({w}x{h})", lower):
-            results = runner(inputs)
-        for image, result in zip(metas, results):
-            labels = result["labels"]
-            write_prediction(out, image.stem, loaded.description.decode_labels(labels), image.stored, labels,
-                             loaded.description.background, options.overlays)
-            if "probs" in result:
-                write_probabilities(out, image.stem, result["probs"], list(loaded.description.class_names),
-                                    loaded.description.background, options.probabilities)
-            if "sr" in result:
-                sr_image = denormalize(result["sr"], image.stats, loaded.spec.normalize)
-                write_sr_image(out, image.stem, sr_image, image.bits)
-            written.append(out / f"{image.stem}.png")
-            bar.update()
+    read = ((path.name, read_image(path)) for path in images)
+    for image, result in _predict_2d(read, loaded, runner, options.batch_size):
+        labels = result["labels"]
+        write_prediction(out, image.stem, loaded.description.decode_labels(labels), image.stored, labels,
+                         loaded.description.background, options.overlays)
+        if "probs" in result:
+            write_probabilities(out, image.stem, result["probs"], list(loaded.description.class_names),
+                                loaded.description.background, options.probabilities)
+        if "sr" in result:
+            sr_image = denormalize(result["sr"], image.stats, loaded.spec.normalize)
+            write_sr_image(out, image.stem, sr_image, image.bits)
+        written.append(out / f"{image.stem}.png")
+        bar.update()
     for path in volumes:
         written.append(_predict_volume(path, loaded, runner, out, options))
         bar.update()
     bar.close()
+    runner.scaler.write_csv(out)
     return written
 
 
@@ -224,18 +273,20 @@ def _predict_volume(path: Path, loaded: LoadedModel, runner: _Runner, out: Path,
     slices, reference = read_volume(path)
     slices = unit_range(slices)
     channels = loaded.model.in_channels
+    factor = runner.scaler.fixed_factor(path.name)  # proxies are measured on 2D images only
 
     def normalised() -> Iterator[tuple[int, np.ndarray, None]]:
         for k, s in enumerate(slices):
             x = normalize_image(to_channels(s[..., None], channels, path), loaded.spec.normalize).transpose(2, 0, 1)
-            yield k, np.ascontiguousarray(x, dtype=np.float32), None
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            yield k, x if factor is None else resample_array(x, factor), None
 
     labels = np.zeros(slices.shape, np.uint8)
     probs = None
     for batch in _batches(normalised(), options.batch_size):
         indices, inputs = [b[0] for b in batch], [b[1] for b in batch]
         batch.clear()
-        for k, result in zip(indices, runner(inputs)):
+        for k, result in zip(indices, runner(inputs, [slices.shape[1:]] * len(inputs))):
             labels[k] = result["labels"]
             if "probs" in result:
                 if probs is None:

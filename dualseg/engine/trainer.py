@@ -41,6 +41,7 @@ from dualseg.engine.preflight import changed_keys, check_run_inputs
 from dualseg.engine.schedules import Schedule
 from dualseg.errors import DualsegError
 from dualseg.inference.spec import InputSpec
+from dualseg.inference.train_scale import run_train_scale
 from dualseg.losses import build_loss
 from dualseg.models import create_model
 from dualseg.progress import progress_bar
@@ -147,7 +148,8 @@ class Trainer:
         self.bundle: DataBundle = prepare_data(cfg, self.out / "split.json")
         self.model = build_model_from_config(cfg, self.bundle.description).to(self.device)
         # the one place the input spec is made from the config: stored in every checkpoint, used by validation
-        self.spec = InputSpec.from_config(cfg, getattr(self.model, "size_divisor", 1))
+        self.spec = InputSpec.from_config(cfg, getattr(self.model, "size_divisor", 1)).with_train_scale(
+            *run_train_scale(cfg, self.bundle))
         check_run_inputs(cfg, self.model, self.bundle, self.spec.input_scale)
         self.loss_fn = build_loss(cfg.loss).to(self.device)
         self.train_set = make_dataset(cfg, self.bundle, "train", train=True)

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
 
 from dualseg.config import Config
+from dualseg.inference.scale import PROXIES, TrainScale
 
 PREDICTION_KEYS = ("roi_size", "overlap", "precision")  # the fields a package keeps under "prediction"
 
@@ -30,8 +31,10 @@ class InputSpec:
     model was trained on (the input is resized to it, the logits back); ``input_scale`` / ``input_mode``: the model
     takes inputs scaled by this factor, made with this interpolation (SR methods on downsampled inputs);
     ``size_divisor``: the model's input sides must divide by it; ``roi_size`` / ``overlap``: sliding window (None:
-    whole image); ``precision``: ``train.precision``; ``channels_last``: the memory layout (NHWC when True).
-    The defaults are what a record without the key implies (older packages: NHWC)."""
+    whole image); ``precision``: ``train.precision``; ``channels_last``: the memory layout (NHWC when True);
+    ``scale_proxy`` / ``train_scale`` / ``train_scale_range``: the length (``dualseg.inference.scale``) measured
+    on the training images, its median and (min, max) in pixels (None: not recorded).
+    The defaults are what a record without the key implies (older packages: NHWC; no scale)."""
 
     normalize: str = "zscore"
     resize: tuple[int, int] | None = None
@@ -42,10 +45,36 @@ class InputSpec:
     overlap: float = 0.5
     precision: str = "auto"
     channels_last: bool = True
+    scale_proxy: str = "none"
+    train_scale: float | None = None
+    train_scale_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resize", _pair(self.resize))
         object.__setattr__(self, "roi_size", _pair(self.roi_size))
+        self._check_scale()
+
+    def _check_scale(self) -> None:
+        if self.scale_proxy not in PROXIES:
+            raise ValueError(f"scale_proxy must be one of {', '.join(PROXIES)}, got {self.scale_proxy!r}")
+        if self.train_scale is not None:
+            object.__setattr__(self, "train_scale", float(self.train_scale))
+            if not self.train_scale > 0:
+                raise ValueError(f"train_scale must be positive, got {self.train_scale}")
+        if self.train_scale_range is not None:
+            low, high = (float(v) for v in self.train_scale_range)
+            object.__setattr__(self, "train_scale_range", (low, high))
+
+    @property
+    def has_scale(self) -> bool:
+        """Whether the model's training scale is recorded (a proxy and its median)."""
+        return self.scale_proxy != "none" and self.train_scale is not None
+
+    def with_train_scale(self, proxy: str, scale: TrainScale | None) -> InputSpec:
+        """This spec with the training scale the trainer measured (``scale`` None: the proxy measured nothing)."""
+        if scale is None:
+            return replace(self, scale_proxy="none", train_scale=None, train_scale_range=None)
+        return replace(self, scale_proxy=proxy, train_scale=scale.median, train_scale_range=scale.spread)
 
     @classmethod
     def from_config(cls, cfg: Config, size_divisor: int) -> InputSpec:
@@ -66,7 +95,7 @@ class InputSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (sizes as lists)."""
         data = asdict(self)
-        for key in ("resize", "roi_size"):
+        for key in ("resize", "roi_size", "train_scale_range"):
             data[key] = None if data[key] is None else list(data[key])
         return data
 
@@ -78,7 +107,7 @@ class InputSpec:
         for key, kind in (("input_scale", float), ("overlap", float), ("size_divisor", int)):
             if key in values:
                 values[key] = kind(values[key])
-        for key in ("normalize", "input_mode", "precision"):
+        for key in ("normalize", "input_mode", "precision", "scale_proxy"):
             if key in values and not isinstance(values[key], str):
                 raise TypeError(f"{key} must be a string, got {values[key]!r}")
         if "channels_last" in values and not isinstance(values["channels_last"], bool):

@@ -25,6 +25,7 @@ def official_test(stems: Sequence[str], root: Path) -> list[str]:
 register_description(binary_description(
     NAME, 3, "vessel",
     fov_dir="fov_masks",
+    scale_proxy="fov_diameter",
     default_test=official_test,
     val_fraction=0.2,
     notes="DRIVE retinal vessels: official split 20 *_training / 20 *_test (held out); validation carved "
