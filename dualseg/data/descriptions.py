@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dualseg.config import DEFAULT_SCALE_RANGE
 from dualseg.data.names import NameTable
 from dualseg.errors import DualsegError
 
@@ -40,6 +41,8 @@ class DatasetDescription:
         default_test: selects the held-out test stems (official test set), or ``None`` for a seeded fraction.
         test_fraction: the seeded test fraction when there is no official test set.
         val_fraction: the validation fraction carved from what is left after the test set.
+        scale_range: the affine scale range of ``data.augment.scale: auto``, the spread of pixel scales the
+            dataset's images meet on other devices (default: the config's own default, 0.85-1.15).
     """
 
     name: str
@@ -58,6 +61,7 @@ class DatasetDescription:
     notes: str = ""
     extra: dict = field(default_factory=dict)
     volume_pattern: str | None = None  # regex on the stem whose group 1 names the volume of a slice (per_volume)
+    scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE
 
     @property
     def num_classes(self) -> int:

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from dualseg.data.dataset import IMAGENET_MEAN, IMAGENET_STD, normalize_image
-from dualseg.data.io import read_image, to_channels, to_float
+from dualseg.data.io import read_image
+from dualseg.data.preprocess import unit_image
 from dualseg.errors import DualsegError
 from dualseg.inference.inputs import list_inputs
 from dualseg.inference.loading import LoadedModel, load_inference_model
@@ -139,12 +140,12 @@ class _Image2D:
     bits: int
 
 
-def _read_2d(path: Path, channels: int, normalize: str) -> tuple[_Image2D, np.ndarray]:
+def _read_2d(path: Path, channels: int, spec: InputSpec) -> tuple[_Image2D, np.ndarray]:
     """The kept facts and the model input (C, H, W) float32; no full-size float copy outlives this call."""
     stored = read_image(path)
-    raw = to_float(to_channels(stored, channels, path), path)
+    raw = unit_image(stored, channels, spec.preprocess, path)
     stats = (raw.mean(axis=(0, 1)), raw.std(axis=(0, 1)))
-    x = np.ascontiguousarray(normalize_image(raw, normalize, path).transpose(2, 0, 1), dtype=np.float32)
+    x = np.ascontiguousarray(normalize_image(raw, spec.normalize, path).transpose(2, 0, 1), dtype=np.float32)
     return _Image2D(path.stem, stored, stats, 16 if stored.dtype.itemsize > 1 else 8), x
 
 
@@ -190,7 +191,7 @@ def _predict_all(files: list[Path], loaded: LoadedModel, runner: _Runner, out: P
 
     def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
         for path in images:
-            yield (*_read_2d(path, channels, loaded.spec.normalize), None)
+            yield (*_read_2d(path, channels, loaded.spec), None)
 
     bar = progress_bar(total=len(files), desc="predict", enabled=progress, unit="file")
     lower = "--roi-size (sliding window), --sw-batch-size or --batch-size"
@@ -227,7 +228,8 @@ def _predict_volume(path: Path, loaded: LoadedModel, runner: _Runner, out: Path,
 
     def normalised() -> Iterator[tuple[int, np.ndarray, None]]:
         for k, s in enumerate(slices):
-            x = normalize_image(to_channels(s[..., None], channels, path), loaded.spec.normalize).transpose(2, 0, 1)
+            unit = unit_image(s[..., None], channels, loaded.spec.preprocess, path)
+            x = normalize_image(unit, loaded.spec.normalize).transpose(2, 0, 1)
             yield k, np.ascontiguousarray(x, dtype=np.float32), None
 
     labels = np.zeros(slices.shape, np.uint8)
