@@ -69,9 +69,10 @@ class AugmentConfig:
     # the affine's sampling-grid scale range (structures appear 1/s as large), or auto: the dataset description's
     # scale_range (the spread of devices it meets, e.g. DRIVE 0.6-1.7)
     scale: tuple[float, float] | Literal["auto"] = bounded(DEFAULT_SCALE_RANGE, 0, 100, low_open=True)
-    # crop the patch with room for the widest zoom-out and rotation, then transform it to data.patch_size: zoomed-out
-    # patches show image where the plain crop would show mirrored borders (needs data.patch_size)
-    scale_context: bool = False
+    # rows: MONAI's RandAffine as configs before it had this key used it (the scale stretches the rows only);
+    # isotropic: one factor for both axes, drawn log-uniformly, and the patch cut with room for the widest zoom-out
+    # and rotation (zoomed-out patches show image, not mirrored borders; needs data.patch_size)
+    scale_mode: Literal["rows", "isotropic"] = "rows"
     elastic: float = bounded(0.0, 0, 1)
     elastic_magnitude: tuple[float, float] = bounded((1.0, 2.0), 0, 1000)
     intensity: float = bounded(0.15, 0, 1)
@@ -264,9 +265,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except DualsegError as e:
                 errors.append(str(e))
-        raise DualsegError(
-            errors[0] if len(errors) == 1 else f"{key}: expected {_type_name(tp)}, got {short_repr(value)}"
-        )
+        if len(errors) == 1:
+            raise DualsegError(errors[0])
+        raise DualsegError(f"{key}: " + "; or ".join(e.removeprefix(f"{key}: ") for e in errors))
     if origin is Literal:
         if value not in args:
             choices = [str(a) for a in args]
@@ -330,9 +331,9 @@ def _check_values(cfg: Config) -> None:
     if cfg.eval.spacing is not None and len(cfg.eval.spacing) != 2:
         raise DualsegError(f"eval.spacing must be two positive numbers [row, column], got {cfg.eval.spacing}")
     augment = cfg.data.augment
-    if augment.scale_context and not cfg.data.patch_size:
-        raise DualsegError("data.augment.scale_context crops training patches: set data.patch_size too (or "
-                           "scale_context: false)")
+    if augment.scale_mode == "isotropic" and not cfg.data.patch_size:
+        raise DualsegError("data.augment.scale_mode 'isotropic' cuts training patches: set data.patch_size too (or "
+                           "scale_mode: rows)")
     if cfg.data.sr.mode == "teacher" and (cfg.data.preprocess != "none" or augment.colour_keys
                                           or augment.histogram_shift):
         raise DualsegError("data.sr.mode 'teacher' reads SR targets made from the unprocessed images: set "

@@ -42,7 +42,7 @@ def clahe(image: np.ndarray, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP,
     """CLAHE of an (H, W) image: its min..max range is cut into ``bins``, each of ``tiles`` x ``tiles`` regions
     maps gray levels through its clipped cumulative histogram, and each pixel blends the maps of the four nearest
     region centres bilinearly. Returns float32 in [0, 1]."""
-    low, high = float(image.min(initial=0.0)), float(image.max(initial=0.0))
+    low, high = float(image.min()), float(image.max())
     if high <= low:
         return np.zeros(image.shape, np.float32)
     levels = np.clip(((image - low) / (high - low) * (bins - 1)).round(), 0, bins - 1).astype(np.int64)

@@ -43,27 +43,31 @@ def build_train_transform(
     """Optional resize, a random crop to ``patch_size`` (padding smaller images), then random augmentation.
 
     ``dataset_scale``: the description's ``scale_range``, the affine's scale range when ``aug.scale`` is
-    ``auto``. With ``aug.scale_context`` (and an affine probability) the crop is :func:`context_crop` and the affine
-    brings it to the patch (a centre crop of it where the affine is not drawn)."""
+    ``auto``. With ``aug.scale_mode: isotropic`` (and an affine probability) the crop is :func:`context_crop` and
+    :class:`~dualseg.data.zoom.RandZoomRotated` brings it to the patch."""
     import monai.transforms as mt  # imported here: MONAI takes seconds to import, most CLI verbs never need it
     from monai.data import set_track_meta
 
     set_track_meta(False)
     keys = KEYS
     scale = dataset_scale if aug.scale == "auto" else aug.scale
-    context = aug.scale_context and patch_size is not None and aug.affine > 0
+    isotropic = aug.scale_mode == "isotropic" and patch_size is not None and aug.affine > 0
     steps: list = []
     if resize is not None:
         steps.append(mt.Resized(keys, spatial_size=resize, mode=_modes(keys), allow_missing_keys=True))
     if patch_size is not None:
-        crop = context_crop(patch_size, scale, aug.rotate_deg) if context else patch_size
+        crop = context_crop(patch_size, scale, aug.rotate_deg) if isotropic else patch_size
         steps.append(mt.SpatialPadd(keys, spatial_size=crop, allow_missing_keys=True))
         steps.append(mt.RandSpatialCropd(keys, roi_size=crop, random_size=False, allow_missing_keys=True))
     if aug.flip:
         steps += [mt.RandFlipd(keys, prob=aug.flip, spatial_axis=axis, allow_missing_keys=True) for axis in (0, 1)]
     if aug.rot90:
         steps.append(mt.RandRotate90d(keys, prob=aug.rot90, max_k=3, allow_missing_keys=True))
-    if aug.affine:
+    if isotropic:
+        from dualseg.data.zoom import RandZoomRotated
+
+        steps.append(RandZoomRotated(keys, aug.affine, scale, aug.rotate_deg, patch_size, _modes(keys)))
+    elif aug.affine:
         rad = aug.rotate_deg * 3.141592653589793 / 180
         steps.append(
             mt.RandAffined(
@@ -71,7 +75,6 @@ def build_train_transform(
                 prob=aug.affine,
                 rotate_range=(rad,),
                 scale_range=((scale[0] - 1, scale[1] - 1),),
-                spatial_size=patch_size if context else None,
                 mode=_modes(keys),
                 padding_mode="reflection",
                 allow_missing_keys=True,
