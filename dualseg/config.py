@@ -20,6 +20,7 @@ from dualseg.safety.yaml_loader import load_yaml_text
 
 SEED_MAX = 2**32 - 1  # NumPy's seeds are 32-bit
 SIDE_MAX = 65536  # largest image side a size setting may name
+DEFAULT_SCALE_RANGE = (0.85, 1.15)  # data.augment.scale, and the scale_range of dataset descriptions
 
 
 def bounded(default: Any = None, low: float | None = None, high: float | None = None, *, low_open: bool = False,
@@ -65,12 +66,30 @@ class AugmentConfig:
     rot90: float = bounded(0.5, 0, 1)
     affine: float = bounded(0.0, 0, 1)
     rotate_deg: float = bounded(15.0, 0, 180)
-    scale: tuple[float, float] = bounded((0.85, 1.15), 0, 100, low_open=True)
+    # the affine's sampling-grid scale range (structures appear 1/s as large), or auto: the dataset description's
+    # scale_range (the spread of devices it meets, e.g. DRIVE 0.6-1.7)
+    scale: tuple[float, float] | Literal["auto"] = bounded(DEFAULT_SCALE_RANGE, 0, 100, low_open=True)
+    # rows: MONAI's RandAffine as configs before it had this key used it (the scale stretches the rows only);
+    # isotropic: one factor for both axes, drawn log-uniformly, and the patch cut with room for the widest zoom-out
+    # and rotation (zoomed-out patches show image, not mirrored borders; needs data.patch_size)
+    scale_mode: Literal["rows", "isotropic"] = "rows"
     elastic: float = bounded(0.0, 0, 1)
     elastic_magnitude: tuple[float, float] = bounded((1.0, 2.0), 0, 1000)
     intensity: float = bounded(0.15, 0, 1)
     gamma: float = bounded(0.15, 0, 1)
     noise: float = bounded(0.1, 0, 1)
+    # colour of RGB photographs, drawn for every sample before preprocessing and normalisation (0 = off; refused for
+    # gray images): hue shift up to +-hue of the colour circle, saturation factor in 1 +- saturation, per-channel
+    # gain (colour cast) in 1 +- channel_gain; histogram_shift: probability of MONAI's RandHistogramShift
+    hue: float = bounded(0.0, 0, 0.5)
+    saturation: float = bounded(0.0, 0, 1)
+    channel_gain: float = bounded(0.0, 0, 1, high_open=True)
+    histogram_shift: float = bounded(0.0, 0, 1)
+
+    @property
+    def colour_keys(self) -> dict[str, float]:
+        """The colour jitter keys that are on, by name."""
+        return {k: getattr(self, k) for k in ("hue", "saturation", "channel_gain") if getattr(self, k)}
 
 
 @dataclass
@@ -115,6 +134,9 @@ class DataConfig:
     fov_dir: str | None = None
     instance_masks: bool | None = None  # masks hold instance ids (e.g. dsb2018's instance_masks/): reduce to foreground
     normalize: Literal["zscore", "unit", "imagenet"] = "zscore"
+    # before normalisation, in training and prediction (dualseg/data/preprocess.py): green = the green channel of RGB
+    # (the model takes 1 channel), clahe = contrast-limited adaptive histogram equalisation
+    preprocess: Literal["none", "green", "clahe"] = "none"
     patch_size: list[int] | None = bounded(None, 1, SIDE_MAX)  # random training crops (H, W); None = whole images
     # resize inputs to (H, W) before the model; logits go back to original size
     resize: list[int] | None = bounded(None, 1, SIDE_MAX)
@@ -246,9 +268,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except DualsegError as e:
                 errors.append(str(e))
-        raise DualsegError(
-            errors[0] if len(errors) == 1 else f"{key}: expected {_type_name(tp)}, got {short_repr(value)}"
-        )
+        if len(errors) == 1:
+            raise DualsegError(errors[0])
+        raise DualsegError(f"{key}: " + "; or ".join(e.removeprefix(f"{key}: ") for e in errors))
     if origin is Literal:
         if value not in args:
             choices = [str(a) for a in args]
@@ -311,6 +333,14 @@ def _check_values(cfg: Config) -> None:
             raise DualsegError(f"data.{key} must be two positive integers [H, W], got {size}")
     if cfg.eval.spacing is not None and len(cfg.eval.spacing) != 2:
         raise DualsegError(f"eval.spacing must be two positive numbers [row, column], got {cfg.eval.spacing}")
+    augment = cfg.data.augment
+    if augment.scale_mode == "isotropic" and not cfg.data.patch_size:
+        raise DualsegError("data.augment.scale_mode 'isotropic' cuts training patches: set data.patch_size too (or "
+                           "scale_mode: rows)")
+    if cfg.data.sr.mode == "teacher" and (cfg.data.preprocess != "none" or augment.colour_keys
+                                          or augment.histogram_shift):
+        raise DualsegError("data.sr.mode 'teacher' reads SR targets made from the unprocessed images: set "
+                           "data.preprocess to none and the colour keys of data.augment to 0")
     if not cfg.loss:
         raise DualsegError("loss must list at least one term, e.g. [{name: ce}, {name: dice}]")
     if cfg.train.schedule.horizon == "time" and not cfg.train.time_limit_min:

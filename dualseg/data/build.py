@@ -11,11 +11,12 @@ from dualseg.data.copies import CopiesDataset, OfflineCopy, copy_samples, make_c
 from dualseg.data.dataset import SegmentationDataset
 from dualseg.data.descriptions import DatasetDescription, with_overrides
 from dualseg.data.layouts import scan_folder
+from dualseg.data.preprocess import input_channels, read_channels
 from dualseg.data.resolve import resolve_description
 from dualseg.data.scan import Sample
 from dualseg.data.splits import get_protocol, load_split, make_split, rotating_test_split
 from dualseg.data.sr_pairs import SRSpec
-from dualseg.data.transforms import build_train_transform
+from dualseg.data.transforms import build_colour_transform, build_train_transform
 from dualseg.errors import DualsegError
 
 
@@ -31,12 +32,17 @@ class DataBundle:
 
 
 def describe(cfg: Config) -> DatasetDescription:
+    """The folder's description with the config's folder names; ``channels`` are the model's (after
+    ``data.preprocess``: 1 for ``green``)."""
     if not cfg.data.root:
         raise DualsegError("data.root is not set; pass --set data.root=PATH (a folder with images/ and masks/)")
     description = resolve_description(cfg.data.root, cfg.data.dataset)
+    if cfg.data.preprocess == "green" and description.channels != 3:
+        raise DualsegError(f"data.preprocess 'green' keeps the green channel of RGB images, but dataset "
+                           f"'{description.name}' has {description.channels} channel(s): use none or clahe")
     return with_overrides(
         description, image_dir=cfg.data.image_dir, mask_dir=cfg.data.mask_dir, fov_dir=cfg.data.fov_dir,
-        instance_masks=cfg.data.instance_masks,
+        instance_masks=cfg.data.instance_masks, channels=input_channels(cfg.data.preprocess, description.channels),
     )
 
 
@@ -122,17 +128,22 @@ def sr_spec(cfg: Config) -> SRSpec | None:
 
 def make_dataset(cfg: Config, bundle: DataBundle, name: str, train: bool) -> SegmentationDataset:
     """Training datasets augment (and build SR pairs); evaluation datasets give original images and masks."""
-    transform = None
+    transform = colour = None
+    description = bundle.description
     if train:
         patch = tuple(cfg.data.patch_size) if cfg.data.patch_size else None
         resize = tuple(cfg.data.resize) if cfg.data.resize else None
-        transform = build_train_transform(cfg.data.augment, patch, resize)
+        transform = build_train_transform(cfg.data.augment, patch, resize, description.scale_range)
+        read = read_channels(cfg.data.preprocess, description.channels)
+        colour = build_colour_transform(cfg.data.augment, read, description.name)
     kwargs = dict(
         normalize=cfg.data.normalize,
         transform=transform,
         cache_bytes=cfg.data.cache_mb * 2**20,
         seed=cfg.seed if train else None,
         sr=sr_spec(cfg) if train else None,
+        preprocess=cfg.data.preprocess,
+        colour=colour,
     )
     if bundle.copies:
         return CopiesDataset(bundle.subset(name), bundle.description, bundle.copies, **kwargs)

@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from dualseg.data.descriptions import DatasetDescription
-from dualseg.data.io import read_image, read_mask, to_channels, to_float
+from dualseg.data.io import read_image, read_mask
+from dualseg.data.preprocess import preprocess_image, read_unit, unit_image
 from dualseg.data.scan import Sample
 from dualseg.data.sr_pairs import SRSpec, from_hr_stack, load_target, to_hr_stack
 from dualseg.errors import DualsegError
@@ -47,10 +48,12 @@ def normalize_image(image: np.ndarray, mode: str, path: str | Path = "") -> np.n
     raise DualsegError(f"unknown normalisation '{mode}'; choose one of {', '.join(NORMALIZATIONS)}")
 
 
-def load_image(path, channels: int, normalize: str, extra_channels: Sequence = ()) -> np.ndarray:
-    """Read, convert to ``channels``, scale to [0, 1] by the dtype's range, normalise: (H, W, C) float32."""
-    image = read_image(path, extra_channels)
-    return normalize_image(to_float(to_channels(image, channels, path), path), normalize, path)
+def load_image(path, channels: int, normalize: str, extra_channels: Sequence = (), preprocess: str = "none"
+               ) -> np.ndarray:
+    """Read, make the [0, 1] model input for ``channels`` (:func:`~dualseg.data.preprocess.unit_image`: channel
+    conversion, dtype scaling, the preprocessing step), normalise: (H, W, C) float32."""
+    image = unit_image(read_image(path, extra_channels), channels, preprocess, path)
+    return normalize_image(image, normalize, path)
 
 
 class SegmentationDataset(Dataset):
@@ -65,6 +68,9 @@ class SegmentationDataset(Dataset):
         seed: makes augmentation a pure function of (seed, epoch, index), so runs repeat exactly and a resumed
             run draws the same augmentations as an uninterrupted one, whatever the worker count.
         sr: super-resolution pairs (adds ``hr_image``; see :mod:`dualseg.data.sr_pairs`), or None.
+        preprocess: the step before normalisation (:mod:`dualseg.data.preprocess`).
+        colour: a MONAI dictionary transform of the [0, 1] ``image`` before the step (colour augmentation), or
+            None; with it the cache keeps [0, 1] images and each item is preprocessed and normalised after it.
     """
 
     def __init__(
@@ -76,6 +82,8 @@ class SegmentationDataset(Dataset):
         cache_bytes: int = 0,
         seed: int | None = None,
         sr: SRSpec | None = None,
+        preprocess: str = "none",
+        colour=None,
     ) -> None:
         if not samples:
             raise DualsegError("this split holds no images; check data.root and the split settings")
@@ -86,6 +94,8 @@ class SegmentationDataset(Dataset):
         self.cache_bytes = cache_bytes
         self.seed = seed
         self.sr = sr
+        self.preprocess = preprocess
+        self.colour = colour
         if sr is not None:
             sr.check_targets()
         self.epoch = 0
@@ -116,7 +126,12 @@ class SegmentationDataset(Dataset):
 
     def read_arrays(self, s: Sample) -> dict[str, np.ndarray]:
         """Read and decode one case from its files: ``image``, and ``mask``, ``fov``, ``hr_image`` if it has them."""
-        arrays = {"image": load_image(s.image, self.description.channels, self.normalize, s.extra_channels)}
+        if self.colour is None:
+            image = load_image(s.image, self.description.channels, self.normalize, s.extra_channels, self.preprocess)
+        else:  # kept in [0, 1]: the colour augmentation of each item comes before the step and the normalisation
+            image = read_unit(read_image(s.image, s.extra_channels), self.description.channels, self.preprocess,
+                              s.image)
+        arrays = {"image": image}
         size = arrays["image"].shape[:2]
         if s.mask is not None:
             mask = self.description.encode_mask(read_mask(s.mask), s.mask)
@@ -139,6 +154,14 @@ class SegmentationDataset(Dataset):
         digest = hashlib.blake2b(f"{self.seed}:{epoch}:{index}".encode(), digest_size=4).digest()
         return int.from_bytes(digest, "little")
 
+    def coloured_input(self, unit: np.ndarray, index: int, epoch: int) -> np.ndarray:
+        """The colour-augmented (seeded like the spatial augmentation), preprocessed, normalised image."""
+        if self.seed is not None:
+            self.colour.set_random_state(seed=self._item_seed(index, epoch))
+        coloured = self.colour({"image": torch.from_numpy(np.ascontiguousarray(unit.transpose(2, 0, 1)))})["image"]
+        image = preprocess_image(torch.as_tensor(coloured).numpy().transpose(1, 2, 0), self.preprocess)
+        return normalize_image(image, self.normalize, self.samples[index].image)
+
     def __getitem__(self, index: int | tuple[int, int]) -> dict:
         """Sample ``index`` augmented for the current epoch, or an ``(epoch, index)`` pair for that epoch.
 
@@ -150,7 +173,8 @@ class SegmentationDataset(Dataset):
             epoch, index = index
         arrays = self.load_arrays(index)
         size = arrays["image"].shape[:2]
-        data = {"image": torch.from_numpy(np.ascontiguousarray(arrays["image"].transpose(2, 0, 1)))}
+        image = arrays["image"] if self.colour is None else self.coloured_input(arrays["image"], index, epoch)
+        data = {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))}
         for key in ("mask", "fov"):
             if key in arrays:
                 data[key] = torch.from_numpy(arrays[key].astype(np.int64 if key == "mask" else np.uint8))[None]

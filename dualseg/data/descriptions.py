@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dualseg.config import DEFAULT_SCALE_RANGE
 from dualseg.data.names import NameTable
 from dualseg.errors import DualsegError
 
@@ -42,6 +43,8 @@ class DatasetDescription:
         val_fraction: the validation fraction carved from what is left after the test set.
         scale_proxy: the length in pixels that tells the images' scale (``dualseg.inference.scale``:
             ``fov_diameter`` for fundus photographs, ``object_size``, or ``none``); ``data.scale_proxy: auto``.
+        scale_range: the affine scale range of ``data.augment.scale: auto``, the spread of pixel scales the
+            dataset's images meet on other devices (default: the config's own default, 0.85-1.15).
     """
 
     name: str
@@ -61,6 +64,7 @@ class DatasetDescription:
     extra: dict = field(default_factory=dict)
     volume_pattern: str | None = None  # regex on the stem whose group 1 names the volume of a slice (per_volume)
     scale_proxy: str = "none"
+    scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE
 
     @property
     def num_classes(self) -> int:

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from dualseg.data.dataset import IMAGENET_MEAN, IMAGENET_STD, normalize_image
-from dualseg.data.io import read_image, to_channels, to_float
+from dualseg.data.io import read_image, to_channels
+from dualseg.data.preprocess import unit_image
 from dualseg.deploy.scaling import InputScaler, ScaleChoice, parse_scale
 from dualseg.errors import DualsegError
 from dualseg.inference.inputs import list_inputs
@@ -158,11 +159,11 @@ class _Image2D:
         return Path(self.file).stem
 
 
-def _prepare_2d(file: str, stored: np.ndarray, channels: int, normalize: str) -> tuple[_Image2D, np.ndarray]:
+def _prepare_2d(file: str, stored: np.ndarray, channels: int, spec: InputSpec) -> tuple[_Image2D, np.ndarray]:
     """The kept facts and the model input (C, H, W) float32; no full-size float copy outlives this call."""
-    raw = to_float(to_channels(stored, channels, file), file)
+    raw = unit_image(stored, channels, spec.preprocess, file)
     stats = (raw.mean(axis=(0, 1)), raw.std(axis=(0, 1)))
-    x = np.ascontiguousarray(normalize_image(raw, normalize, file).transpose(2, 0, 1), dtype=np.float32)
+    x = np.ascontiguousarray(normalize_image(raw, spec.normalize, file).transpose(2, 0, 1), dtype=np.float32)
     return _Image2D(file, stored, stats, 16 if stored.dtype.itemsize > 1 else 8), x
 
 
@@ -182,7 +183,7 @@ def _predict_2d(items: Iterable[tuple[str, np.ndarray]], loaded: LoadedModel, ru
 
     def model_inputs() -> Iterator[tuple[_Image2D, np.ndarray, None]]:
         for file, stored in items:
-            image, x = _prepare_2d(file, stored, channels, loaded.spec.normalize)
+            image, x = _prepare_2d(file, stored, channels, loaded.spec)
             yield image, _to_model_scale(image, x, runner, channels), None
 
     lower = "--roi-size (sliding window), --sw-batch-size or --batch-size"
@@ -277,8 +278,8 @@ def _predict_volume(path: Path, loaded: LoadedModel, runner: _Runner, out: Path,
 
     def normalised() -> Iterator[tuple[int, np.ndarray, None]]:
         for k, s in enumerate(slices):
-            x = normalize_image(to_channels(s[..., None], channels, path), loaded.spec.normalize).transpose(2, 0, 1)
-            x = np.ascontiguousarray(x, dtype=np.float32)
+            unit = unit_image(s[..., None], channels, loaded.spec.preprocess, path)
+            x = np.ascontiguousarray(normalize_image(unit, loaded.spec.normalize).transpose(2, 0, 1), dtype=np.float32)
             yield k, x if factor is None else resample_array(x, factor), None
 
     labels = np.zeros(slices.shape, np.uint8)

@@ -67,11 +67,12 @@ def predict_cases(model: nn.Module, dataset: SegmentationDataset, eval_cfg: Eval
 
 def _sr_pair(dataset, index, item, keeper, input_scale, sr) -> tuple[torch.Tensor, torch.Tensor] | None:
     """SR output and its HR reference in [0, 1] (see dualseg.metrics.image_quality), or None if they do not fit."""
-    from dualseg.data.io import read_image, to_channels, to_float
+    from dualseg.data.io import read_image
+    from dualseg.data.preprocess import unit_image
     from dualseg.data.sr_pairs import load_target
 
     sample = dataset.samples[index]
-    unit = to_float(to_channels(read_image(sample.image), dataset.description.channels, sample.image), sample.image)
+    unit = unit_image(read_image(sample.image), dataset.description.channels, dataset.preprocess, sample.image)
     a, b = unit_affine(item["image"].numpy().transpose(1, 2, 0), unit)
     if "hr_image" in item:  # a dataset that brings its own HR reference
         reference = item["hr_image"]

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from dualseg.config import Config
+from dualseg.data.preprocess import PREPROCESSES
 from dualseg.inference.scale import PROXIES, TrainScale
 
 PREDICTION_KEYS = ("roi_size", "overlap", "precision")  # the fields a package keeps under "prediction"
@@ -32,9 +33,10 @@ class InputSpec:
     takes inputs scaled by this factor, made with this interpolation (SR methods on downsampled inputs);
     ``size_divisor``: the model's input sides must divide by it; ``roi_size`` / ``overlap``: sliding window (None:
     whole image); ``precision``: ``train.precision``; ``channels_last``: the memory layout (NHWC when True);
+    ``preprocess``: the step before normalisation (``dualseg.data.preprocess``: none, green, clahe);
     ``scale_proxy`` / ``train_scale`` / ``train_scale_range``: the length (``dualseg.inference.scale``) measured
     on the training images, its median and (min, max) in pixels (None: not recorded).
-    The defaults are what a record without the key implies (older packages: NHWC; no scale)."""
+    The defaults are what a record without the key implies (older packages: NHWC, no preprocessing, no scale)."""
 
     normalize: str = "zscore"
     resize: tuple[int, int] | None = None
@@ -45,6 +47,7 @@ class InputSpec:
     overlap: float = 0.5
     precision: str = "auto"
     channels_last: bool = True
+    preprocess: str = "none"
     scale_proxy: str = "none"
     train_scale: float | None = None
     train_scale_range: tuple[float, float] | None = None
@@ -84,7 +87,7 @@ class InputSpec:
             normalize=cfg.data.normalize, resize=cfg.data.resize,
             input_scale=1 / sr.scale if sr.mode == "downsample" else 1.0, input_mode=sr.interpolation,
             size_divisor=int(size_divisor), roi_size=cfg.eval.roi_size, overlap=cfg.eval.overlap,
-            precision=cfg.train.precision, channels_last=cfg.train.channels_last,
+            precision=cfg.train.precision, channels_last=cfg.train.channels_last, preprocess=cfg.data.preprocess,
         )
 
     @property
@@ -107,9 +110,11 @@ class InputSpec:
         for key, kind in (("input_scale", float), ("overlap", float), ("size_divisor", int)):
             if key in values:
                 values[key] = kind(values[key])
-        for key in ("normalize", "input_mode", "precision", "scale_proxy"):
+        for key in ("normalize", "input_mode", "precision", "scale_proxy", "preprocess"):
             if key in values and not isinstance(values[key], str):
                 raise TypeError(f"{key} must be a string, got {values[key]!r}")
+        if values.get("preprocess", "none") not in PREPROCESSES:
+            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESSES)}, got {values['preprocess']!r}")
         if "channels_last" in values and not isinstance(values["channels_last"], bool):
             raise TypeError(f"channels_last must be true or false, got {values['channels_last']!r}")
         return cls(**values)

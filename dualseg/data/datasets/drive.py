@@ -15,6 +15,8 @@ from dualseg.errors import DualsegError
 from dualseg.progress import progress_bar
 
 NAME = "drive"
+# other fundus cameras image vessels 0.6-1.7x as wide in pixels as DRIVE's 565x584 photographs
+FUNDUS_SCALE_RANGE = (0.6, 1.7)
 
 
 def official_test(stems: Sequence[str], root: Path) -> list[str]:
@@ -28,6 +30,7 @@ register_description(binary_description(
     scale_proxy="fov_diameter",
     default_test=official_test,
     val_fraction=0.2,
+    scale_range=FUNDUS_SCALE_RANGE,
     notes="DRIVE retinal vessels: official split 20 *_training / 20 *_test (held out); validation carved "
     "from training; metrics inside the field-of-view masks.",
 ))
