@@ -3,7 +3,6 @@ with its context crop at large zoom, and every existing config drawing exactly t
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -23,10 +22,14 @@ from dualseg.errors import DualsegError
 
 REPO = Path(__file__).resolve().parents[2]
 RED, GREEN, GRAY = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.5, 0.5, 0.5)
-# blake2b of four seeded training items (image rounded to 1e-4, mask, FOV), computed with the code before the
-# colour, preprocess and scale_context keys existed (commit 2a94c0c)
-ISBI_UNET_DIGEST = "0fa4f4081cea7f80"
-DRIVE_UNET_DIGEST = "7fee6b629aca1ed4"
+# four seeded training items of each shipped config, summarised as [image mean, image std, sum of a fixed pixel
+# grid, mask mean (, FOV mean)]: taken with the code before the colour, preprocess and scale-mode keys existed
+# (commit 2a94c0c; a digest of the rounded pixels agreed there and here). Summaries with a tolerance, not a digest,
+# so CPUs whose vector kernels round differently (AVX2, AVX-512, AMX) still compare equal.
+ISBI_UNET_ITEMS = [[0.14995, 1.00461, 4.489, 0.81329], [0.01522, 0.94994, 0.037, 0.74997],
+                   [-0.05303, 0.97795, 0.736, 0.75722], [-0.04429, 0.99716, -5.476, 0.78807]]
+DRIVE_UNET_ITEMS = [[0.56949, 0.90921, 52.65, 0.13606, 0.84958], [0.21934, 0.73204, 30.145, 0.09161, 0.83522],
+                    [0.58035, 0.20125, 43.429, 0.06017, 0.99956], [0.69003, 0.19261, 60.49, 0.14615, 1.0]]
 
 
 def _pixels(*colours: tuple[float, float, float]) -> torch.Tensor:
@@ -149,26 +152,25 @@ def test_isotropic_zoom_draws_are_log_uniform_and_seeded():
     assert torch.equal(never(image)["image"], image["image"][:, 4:12, 4:12])  # not drawn: the centre crop
 
 
-def _digest(config: str, root: Path, *extra: str) -> str:
+def _items(config: str, root: Path, *extra: str) -> list[list[float]]:
     cfg = load_config(config, [f"data.root={root}", "data.cache_mb=0", *extra])
     dataset = make_dataset(cfg, prepare_data(cfg), "train", train=True)
-    h = hashlib.blake2b(digest_size=8)
+    out = []
     for epoch, index in ((0, 0), (0, 1), (1, 0), (2, 3)):
         item = dataset[(epoch, index)]
-        h.update(torch.round(item["image"] * 1e4).to(torch.int64).numpy().tobytes())
-        h.update(item["mask"].numpy().tobytes())
-        if "fov" in item:
-            h.update(item["fov"].numpy().tobytes())
-    return h.hexdigest()
+        image = item["image"].double()
+        row = [image.mean(), image.std(), image[:, ::53, ::47].sum(), item["mask"].double().mean()]
+        out.append([float(v) for v in row] + ([float(item["fov"].double().mean())] if "fov" in item else []))
+    return out
 
 
 def test_seeded_training_samples_of_shipped_configs_are_unchanged(data_root):
-    assert _digest("configs/isbi2012/unet.yaml", dualseg.sample_data_path("isbi2012")) == ISBI_UNET_DIGEST
+    isbi = dualseg.sample_data_path("isbi2012")
+    np.testing.assert_allclose(_items("configs/isbi2012/unet.yaml", isbi), ISBI_UNET_ITEMS, atol=2e-3)
     explicit_off = ("data.preprocess=none", "data.augment.hue=0", "data.augment.histogram_shift=0",
                     "data.augment.scale_mode=rows")
-    assert _digest("configs/isbi2012/unet.yaml", dualseg.sample_data_path("isbi2012"), *explicit_off) \
-        == ISBI_UNET_DIGEST
-    assert _digest("configs/drive/unet.yaml", data_root / "drive") == DRIVE_UNET_DIGEST
+    np.testing.assert_allclose(_items("configs/isbi2012/unet.yaml", isbi, *explicit_off), ISBI_UNET_ITEMS, atol=2e-3)
+    np.testing.assert_allclose(_items("configs/drive/unet.yaml", data_root / "drive"), DRIVE_UNET_ITEMS, atol=2e-3)
 
 
 @pytest.mark.parametrize("config", sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*.yaml")
