@@ -80,6 +80,9 @@ def set_rng_state(state: dict[str, Any] | torch.Tensor) -> None:
     np.random.set_state((name, keys_np.numpy().astype(np.uint32), *rest))
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # train.precision and predict --precision
+
+
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with AMX or AVX512-BF16, where bf16 autocast is 2-3x faster than fp32 (measured: docs)."""
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")

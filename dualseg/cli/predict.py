@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "model recorded; none: the image's own scale; FACTOR: a fixed factor in 0.25..4); the factors "
                    "go to OUTPUT_DIR/scales.csv")
     add_overwrite(p)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="autocast for this prediction (default: the model's; fp32 gives the same masks on every CPU)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     options = PredictOptions(
         roi_size=args.roi_size, overlap=args.overlap, sw_batch_size=args.sw_batch_size, batch_size=args.batch_size,
         tta=args.tta, probabilities=args.probabilities, sr=args.sr, overlays=not args.no_overlays,
-        whole_image=args.whole_image, scale=args.scale,
+        whole_image=args.whole_image, scale=args.scale, precision=args.precision,
     )
     written = predict_folder(args.model, args.inputs, args.output_dir, args.checkpoint, device=args.device,
                              progress=not args.no_progress, options=options, overwrite=args.overwrite)

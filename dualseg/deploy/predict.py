@@ -24,7 +24,7 @@ from dualseg.inference.spec import InputSpec
 from dualseg.inference.volumes import is_nifti, nifti_stem, read_volume, unit_range, write_volume
 from dualseg.inference.writers import write_prediction, write_probabilities, write_sr_image
 from dualseg.progress import progress_bar
-from dualseg.runtime import autocast, resolve_precision
+from dualseg.runtime import PRECISIONS, autocast, resolve_precision
 from dualseg.safety.limits import out_of_memory_hint
 from dualseg.safety.outputs import claim, writing_into
 
@@ -50,9 +50,12 @@ class PredictOptions:
     overlays: bool = True
     whole_image: bool = False
     scale: str | float = "auto"
+    precision: str | None = None  # None: the model's own (its train.precision); fp32 repeats across CPU kinds
 
     def check(self) -> None:
         parse_scale(self.scale)
+        if self.precision not in (None, *PRECISIONS):
+            raise DualsegError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.probabilities not in (None, *PROBABILITY_FORMATS):
             raise DualsegError(
                 f"unknown probability format {self.probabilities!r}; choose {' or '.join(PROBABILITY_FORMATS)}"
@@ -66,10 +69,11 @@ class PredictOptions:
 
 
 def run_spec(spec: InputSpec, options: PredictOptions) -> InputSpec:
-    """The model's spec with this call's overrides: ``--roi-size``, ``--overlap``, ``--whole-image``."""
+    """The model's spec with this call's overrides: ``--roi-size``, ``--overlap``, ``--whole-image``,
+    ``--precision``."""
     roi = None if options.whole_image else (options.roi_size or spec.roi_size)
     overlap = spec.overlap if options.overlap is None else options.overlap
-    return dataclasses.replace(spec, roi_size=roi, overlap=overlap)
+    return dataclasses.replace(spec, roi_size=roi, overlap=overlap, precision=options.precision or spec.precision)
 
 
 class _Runner:

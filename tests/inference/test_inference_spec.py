@@ -136,3 +136,14 @@ def test_evaluation_prediction_and_overlays_use_the_same_spec(trained, tmp_path)
         with torch.no_grad():  # the comparison can tell specs apart: without the resize the labels differ
             plain = logits_to_labels(predict_logits(loaded.model, dataset[i]["image"][None], DEFAULT_SPEC))
         assert not np.array_equal(plain[0].numpy(), evaluated[name])
+
+
+def test_predict_precision_overrides_the_models_only_when_given() -> None:
+    from dualseg.deploy.predict import PredictOptions, run_spec
+    from dualseg.errors import DualsegError
+
+    spec = InputSpec(precision="auto", roi_size=(64, 64))
+    assert run_spec(spec, PredictOptions()).precision == "auto"
+    assert run_spec(spec, PredictOptions(precision="fp32")) == InputSpec(precision="fp32", roi_size=(64, 64))
+    with pytest.raises(DualsegError, match="unknown precision 'fp31'"):
+        PredictOptions(precision="fp31").check()

@@ -1,5 +1,7 @@
 """A checkpoint and a package written by an older dualseg (benchmarks/parity/legacy_fixture.py, at the commit in
-legacy.json) still load and predict, through ``dualseg predict``, exactly the masks that version predicted."""
+legacy.json) still load and predict, through ``dualseg predict``, the masks that version predicted (in fp32, as it
+did on the AVX-512 CPU that wrote them: on another CPU kind the vector kernels may round a near-tie pixel the other
+way, so up to 0.05 % of the pixels may differ; a wrong input spec changes tens of percent)."""
 
 from __future__ import annotations
 
@@ -30,11 +32,13 @@ def inputs(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("run", sorted(META["runs"]))
 def test_legacy_model_predicts_the_same_masks(run: str, source: str, inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred"
-    assert main(["predict", str(LEGACY / run / source), str(inputs), str(out), "--no-overlays", "--no-progress"]) == 0
+    assert main(["predict", str(LEGACY / run / source), str(inputs), str(out), "--no-overlays", "--no-progress",
+                 "--precision", "fp32"]) == 0
     expected = sorted((LEGACY / run / "masks").glob("*.png"))
     assert [p.name for p in expected] == sorted(p.name for p in out.glob("*.png"))
     for mask in expected:
         old, new = np.array(Image.open(mask)), np.array(Image.open(out / mask.name))
         assert len(np.unique(old)) > 1  # a constant mask would prove nothing
         assert old.shape == new.shape
-        np.testing.assert_array_equal(new, old, err_msg=f"{run}/{source}: {mask.name} differs")
+        differ = float(np.mean(new != old))
+        assert differ <= 5e-4, f"{run}/{source}: {mask.name}: {differ:.2%} of the pixels differ"
