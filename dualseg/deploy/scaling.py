@@ -78,7 +78,7 @@ class InputScaler:
             self.notice(f"notice: {file}: no {proxy} to measure; predicted at its own scale")
             factor = 1.0
         else:
-            factor = check_factor(scale_factor(self.spec.train_scale, measured), file)
+            factor = check_factor(scale_factor(self.spec.train_scale, measured, self.spec.train_scale_range), file)
         self.choices.append(ScaleChoice(file, proxy, measured, factor))
         return self.choices[-1]
 

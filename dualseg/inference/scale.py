@@ -103,10 +103,17 @@ def summarise(values: Sequence[float | None]) -> TrainScale | None:
     return TrainScale(float(np.median(found)), (float(found.min()), float(found.max())))
 
 
-def scale_factor(train_scale: float, measured: float) -> float:
-    """The resampling factor that brings an input whose proxy measures ``measured`` px to ``train_scale`` px."""
+IN_RANGE = 0.03  # an input within the training images' proxy range, widened by 3 %, is not resampled
+
+
+def scale_factor(train_scale: float, measured: float, train_range: tuple[float, float] | None = None) -> float:
+    """The resampling factor that brings an input whose proxy measures ``measured`` px to ``train_scale`` px; 1
+    when ``measured`` lies within ``train_range`` (the training images' min and max) widened by ``IN_RANGE``: such
+    an input is at a scale the model saw, and resampling it would only blur it."""
     if measured <= 0 or train_scale <= 0:
         raise ValueError(f"scale lengths must be positive, got {train_scale} and {measured}")
+    if train_range is not None and train_range[0] * (1 - IN_RANGE) <= measured <= train_range[1] * (1 + IN_RANGE):
+        return 1.0
     return train_scale / measured
 
 

@@ -74,6 +74,9 @@ def test_object_size_is_the_median_equivalent_diameter() -> None:
 def test_factor_arithmetic_and_bounds() -> None:
     assert scale_factor(540, 900) == pytest.approx(0.6)
     assert scale_factor(200, 100) == 2.0
+    # inside the training images' range (536..541 px), widened by 3 %: not resampled; just outside: resampled
+    assert scale_factor(540, 550, (536, 541)) == 1.0 and scale_factor(540, 521, (536, 541)) == 1.0
+    assert scale_factor(540, 560, (536, 541)) == pytest.approx(540 / 560)
     assert check_factor(0.25, "x") == 0.25 and check_factor(4.0, "x") == 4.0
     for bad in (0.2, 4.5, float("nan"), float("inf")):
         with pytest.raises(DualsegError, match=r"--scale FACTOR.*--scale none"):
