@@ -73,7 +73,9 @@ def run_one(dataset: str, data_root: Path, budget_min: float, runs: Path, clock:
     return out
 
 
-def write_table(results: list[dict], folder: Path, info: dict) -> None:
+def write_table(folder: Path, info: dict) -> None:
+    """``plan.md`` from every dataset's JSON in ``folder`` (those of earlier invocations too)."""
+    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     lines = [f"# Planner vs hand-written U-Net configs ({info['cpu']}, {info.get('cpu_kind', '')}, "
              f"{info.get('cores')} cores, torch {info['torch']})", "",
              f"Budget clock: {results[0]['clock'] if results else 'wall'} time.", "",
@@ -91,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-min", type=float, default=15.0)
     parser.add_argument("--only", action="append", choices=sorted(HAND_WRITTEN), help="repeatable")
+    parser.add_argument("--table-only", action="store_true", help="only rebuild plan.md from the JSONs")
     parser.add_argument("--clock", choices=["wall", "process"], default="wall",
                         help="the budget's clock (process: CPU time, for a shared machine)")
     parser.add_argument("--data-root", default=os.environ.get("DUALSEG_DATA", str(ROOT.parent.parent / "shared/data")))
@@ -98,18 +101,16 @@ def main() -> None:
     info = machine()
     folder = ROOT / "results" / machine_tag(info) / "plan"
     folder.mkdir(parents=True, exist_ok=True)
-    results = []
-    for dataset in args.only or sorted(HAND_WRITTEN):
+    for dataset in [] if args.table_only else args.only or sorted(HAND_WRITTEN):
         if not (Path(args.data_root) / dataset).is_dir():
             print(f"skip {dataset}: not in {args.data_root}")
             continue
         result = {**run_one(dataset, Path(args.data_root), args.budget_min, ROOT / "runs" / "plan", args.clock),
                   "machine": info, "commit": git_commit(ROOT)}
         atomic_write_text(folder / f"{dataset}.json", json.dumps(result, indent=1))
-        results.append(result)
         print(f"{dataset}: planned {result['planned']['test_dice']:.4f} vs hand-written "
               f"{result['hand_written']['test_dice']:.4f} ({result['diff']:+.4f})")
-    write_table(results, folder, info)
+    write_table(folder, info)
 
 
 if __name__ == "__main__":
