@@ -31,11 +31,15 @@ from typing import Any
 
 import yaml
 
-from dualseg.errors import DualsegError
-from dualseg.runtime import precision_name
-
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
+# the dualseg of this checkout, not whatever an editable install points at: a campaign run from a snapshot worktree
+# must keep its code while the main checkout changes (its lazy imports at evaluation time would read the new code)
+sys.path.insert(0, str(REPO))
+
+from dualseg.errors import DualsegError  # noqa: E402
+from dualseg.runtime import precision_name  # noqa: E402
+
 PLACEHOLDER = "TODO("  # an override value holding this marks a job that waits for another change
 FROM_SWEEP = "from_sweep"
 TRAINED_MARKER = "campaign_trained.json"
