@@ -113,9 +113,9 @@ def test_lock_is_reentrant_in_one_process(tmp_path):
     assert not (tmp_path / LOCK_FILE).exists()
 
 
-def _train(config: Path, data: Path, out: Path, *sets: str) -> subprocess.Popen:
+def _train(config: Path, data: Path, out: Path, *sets: str, pause: float = 0.3) -> subprocess.Popen:
     args = [f"data.root={data}", f"output_dir={out}", *sets]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DUALSEG_TEST_PAUSE_BEFORE_RENAME": "0.3"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DUALSEG_TEST_PAUSE_BEFORE_RENAME": str(pause)}
     return subprocess.Popen([sys.executable, "-m", "dualseg", "train", str(config), "--no-progress",
                              *[a for s in args for a in ("--set", s)]], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -126,7 +126,9 @@ def test_two_trainings_into_one_folder_leave_one_runs_files(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_CONFIG)
     out = tmp_path / "run"
-    first = _train(config, data, out, "train.epochs=2", "name=first")
+    # the first run pauses 1.5 s before each of its atomic renames, so it still holds the folder when the second
+    # process, after its own start-up (seconds on a loaded machine), tries to take it
+    first = _train(config, data, out, "train.epochs=2", "name=first", pause=1.5)
     deadline = time.monotonic() + 120
     while not (out / LOCK_FILE).exists():
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
