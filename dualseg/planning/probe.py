@@ -35,8 +35,9 @@ def activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
 
     def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
         nonlocal total
-        for t in output.values() if isinstance(output, dict) else output if isinstance(output, (list, tuple)) \
-                else (output,):
+        if isinstance(output, dict):
+            output = list(output.values())
+        for t in output if isinstance(output, (list, tuple)) else (output,):
             if torch.is_tensor(t):
                 total += t.numel() * t.element_size()
 
