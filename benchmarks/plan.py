@@ -65,6 +65,7 @@ def run_one(dataset: str, data_root: Path, budget_min: float, runs: Path, clock:
                     "overrides": overrides if arm == "hand_written" else [],
                     "test_dice": summary["mean"]["dice"], "n_images": summary["n_images"],
                     "train_minutes": round(state["train_seconds"] / 60, 2), "epochs": state["epoch"],
+                    "steps": state["epoch"] * cfg.train.iters_per_epoch if cfg.train.iters_per_epoch else None,
                     "patch_size": cfg.data.patch_size, "batch_size": cfg.train.batch_size,
                     "channels": cfg.model.args.get("channels")}
     out["diff"] = out["planned"]["test_dice"] - out["hand_written"]["test_dice"]
