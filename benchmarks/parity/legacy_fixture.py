@@ -2,7 +2,7 @@
 masks that version predicted, so ``tests/inference/test_legacy_fixture.py`` can prove that a newer dualseg still
 loads both and predicts the same masks.
 
-    python benchmarks/parity/legacy_fixture.py [--out tests/fixtures/compat]
+    python benchmarks/parity/legacy_fixture.py [--out tests/fixtures/parity/compat]
 
 Run once, at the commit named in the fixture's ``legacy.json``; re-running it with a newer dualseg would only
 prove that dualseg agrees with itself. Two tiny runs on the embedded ISBI 2012 sample (seconds each) cover the
@@ -70,7 +70,7 @@ def write_fixture(out: Path, work: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "compat")
+    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "parity" / "compat")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         write_fixture(args.out, Path(tmp))

@@ -16,7 +16,7 @@ from PIL import Image
 import dualseg
 from dualseg.cli import main
 
-LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "compat"
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "parity" / "compat"
 META = json.loads((LEGACY / "legacy.json").read_text())
 
 

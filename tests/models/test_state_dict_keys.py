@@ -12,7 +12,7 @@ import torch
 
 import dualseg
 
-KEYS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "compat" / "state_dict_keys.json").read_text())
+KEYS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "parity" / "compat" / "state_dict_keys.json").read_text())
 
 
 def test_every_model_has_a_snapshot() -> None:
