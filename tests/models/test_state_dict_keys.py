@@ -12,7 +12,8 @@ import torch
 
 import dualseg
 
-KEYS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "parity" / "compat" / "state_dict_keys.json").read_text())
+COMPAT = Path(__file__).resolve().parents[1] / "fixtures" / "parity" / "compat"
+KEYS = json.loads((COMPAT / "state_dict_keys.json").read_text())
 
 
 def test_every_model_has_a_snapshot() -> None:
