@@ -17,7 +17,8 @@ The rules, in the order they are applied (docs/planning.md gives the evidence be
    matters: the user's call, said in the comment), mild affine, intensity/gamma (stronger for RGB photographs).
 6. **Optimizer and schedule**: AdamW 1e-3, poly decay with one warm-up epoch over the time budget
    (``train.schedule.horizon: time``), gradient clipping 12.
-7. **Steps** (``--budget-min``): real training steps and one validation pass are timed on this machine; epochs x
+7. **Steps** (``--budget-min``): real training steps and one validation image are timed on this machine, and the
+   validation images counted in the split the config makes (its protocol, copies and fold included); epochs x
    iterations fill the budget with validation at most a tenth of it, and ``train.time_limit_min`` (the budget
    less one epoch: it is checked at epoch ends) ends training within the budget even on a slower day.
 """
@@ -34,6 +35,8 @@ from typing import Any
 import torch
 
 from dualseg.config import Config, apply_overrides, config_from_dict
+from dualseg.data.build import prepare_data
+from dualseg.data.descriptions import list_descriptions
 from dualseg.errors import DualsegError
 from dualseg.models import create_model
 from dualseg.planning.probe import Probe, probe
@@ -211,13 +214,18 @@ def _batch(measure: Callable[..., Probe], plan: Plan, fp: dict, patch: list[int]
     return patch, batch, measured, free
 
 
-def _steps(plan: Plan, measured: Probe, fp: dict, budget_min: float) -> None:
-    n_val = max(1, round(fp["pairs"] * 0.2))  # about a fifth of the pairs: the descriptions' usual share
+def validation_images(cfg: Config) -> int:
+    """The images one validation pass of ``cfg`` predicts: its split's val list (a split protocol's copies count
+    one by one; ISBI 2012's clean protocol validates 30 copies of 3 slices)."""
+    return len(prepare_data(cfg).split.get("val", []))
+
+
+def _steps(plan: Plan, measured: Probe, n_val: int, budget_min: float) -> None:
     eval_s = n_val * measured.eval_image_s
     budget_s = budget_min * 60
     steps = int(budget_s * BUDGET_USE / measured.step_s)
     # iterations per epoch so that one validation pass is at most EVAL_SHARE of an epoch
-    iters = max(10, math.ceil(eval_s * (1 - EVAL_SHARE) / EVAL_SHARE / measured.step_s))
+    iters = max(10 if n_val else 100, math.ceil(eval_s * (1 - EVAL_SHARE) / EVAL_SHARE / measured.step_s))
     epoch_s = iters * measured.step_s + eval_s
     epochs = int(budget_s * BUDGET_USE // epoch_s)
     if epochs < 1:
@@ -240,9 +248,12 @@ def _steps(plan: Plan, measured: Probe, fp: dict, budget_min: float) -> None:
 
 def plan_config(fp: dict, data_root: str | Path, model: str = "unet", budget_min: float | None = None,
                 device: str = "auto", overrides: list[str] | None = None,
-                measure: Callable[..., Probe] = probe) -> Plan:
+                measure: Callable[..., Probe] = probe,
+                count_validation: Callable[[Config], int] = validation_images) -> Plan:
     """Plan a config for ``model`` on the fingerprinted folder ``data_root`` (see the module docstring for the
-    rules). ``measure`` times the planned network (:func:`~dualseg.planning.probe.probe`; tests pass a stand-in).
+    rules). ``measure`` times the planned network (:func:`~dualseg.planning.probe.probe`) and ``count_validation``
+    counts the validation images of the planned config, overrides applied (:func:`validation_images`); tests pass
+    stand-ins.
     ``overrides`` (``KEY=VALUE``, as ``dualseg train --set``) are applied last and checked with the config."""
     if budget_min is not None and budget_min <= 0:
         raise DualsegError(f"--budget-min must be positive, got {budget_min:g}")
@@ -252,7 +263,10 @@ def plan_config(fp: dict, data_root: str | Path, model: str = "unet", budget_min
     name = d["name"] if d["name"] != "generic" else Path(data_root).name
     plan = Plan({"name": f"{name}_{model}_plan", "seed": 0})
     plan.set("data.root", str(data_root), "the fingerprinted folder")
-    plan.set("data.dataset", d["name"], "the dataset description the folder resolved to")
+    if d["name"] in list_descriptions():
+        plan.set("data.dataset", d["name"], "the dataset description the folder resolved to")
+    else:  # a description inferred from the files (named after the folder) is inferred again, the same way
+        plan.set("data.dataset", "auto", "no registered description: classes and channels inferred from the files")
     patch, why = _patch(fp, 512 if gpu else 256)
     lr_factor = 2 if _accepts(model, "upscale", 2) else 1  # models with an SR stream take LR inputs
     args = _network(plan, model, [s // lr_factor for s in patch], gpu)
@@ -282,7 +296,9 @@ def plan_config(fp: dict, data_root: str | Path, model: str = "unet", budget_min
     plan.set("train.batch_size", batch, f"{measured.activation_mib:.0f} MiB of activations per patch; a quarter "
                                         f"of the free memory ({free:.0f} MiB) holds {fits}")
     if budget_min is not None:
-        _steps(plan, measured, fp, budget_min)
+        # the split as training will make it: the overrides (a protocol, a fold) are applied here and again at the end
+        _steps(plan, measured, count_validation(config_from_dict(apply_overrides(plan.config, overrides or []))),
+               budget_min)
     else:
         plan.set("train.epochs", 50, "no --budget-min: 50 x 100 steps")
         plan.set("train.iters_per_epoch", 100, "no --budget-min: 50 x 100 steps")

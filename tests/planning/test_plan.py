@@ -3,6 +3,9 @@ hand), the YAML round trip, the bad-input errors, and plan -> train on the embed
 
 from __future__ import annotations
 
+import math
+import shutil
+
 import pytest
 import torch
 import yaml
@@ -11,7 +14,8 @@ import dualseg
 from dualseg.cli import main
 from dualseg.config import load_config
 from dualseg.errors import DualsegError
-from dualseg.planning.plan import plan_config
+from dualseg.planning.plan import plan_config as _plan_config
+from dualseg.planning.plan import validation_images
 from dualseg.planning.probe import Probe, activation_bytes
 from dualseg.planning.render import render_plan
 
@@ -34,6 +38,11 @@ def fingerprint(height: int = 584, width: int = 565, fractions: tuple[float, ...
         "objects": {"per_class": [{"index": i, "name": n, "components": 1, "area": spread}
                                   for i, n in enumerate(names) if i != background]},
     }
+
+
+def plan_config(*args, count_validation=lambda cfg: 4, **kwargs):
+    """``plan_config`` with 4 validation images (a fifth of the stand-in fingerprints' 20 pairs): no folder to split."""
+    return _plan_config(*args, count_validation=count_validation, **kwargs)
 
 
 class StandIn:
@@ -64,6 +73,29 @@ def test_patch_network_batch_and_steps_follow_the_rules() -> None:
     assert cfg["train"]["schedule"]["horizon"] == "time"
     assert cfg["data"]["augment"]["intensity"] == 0.3  # RGB photographs: stronger colour/contrast
     assert plan.validated().train.batch_size == 4
+
+
+def test_validation_time_comes_from_the_split_the_config_makes() -> None:
+    sample = dualseg.sample_data_path("isbi2012")  # the 30 slices of ISBI 2012
+    seen = []
+
+    def count(cfg):
+        seen.append(cfg.data.split.protocol)
+        return validation_images(cfg)
+
+    plan = _plan_config(fingerprint(pairs=30), sample, "unet", 10, "cpu", ["data.split.protocol=drfl_clean"],
+                        measure=StandIn(step_s=0.5, eval_s=0.25), count_validation=count)
+    assert seen == ["drfl_clean"]  # the overrides shape the split that is counted
+    # drfl_clean: 10 copies of each slice, a tenth of the 30 slices (3) validate -> 30 images x 0.25 s = 7.5 s;
+    # 7.5 s <= 10 % of an epoch: 67.5 s / 0.5 = 135 iterations (a fifth of the pairs would have given 6 images, 27)
+    assert cfg_iters(plan) == 135
+    plain = _plan_config(fingerprint(pairs=30), sample, "unet", 10, "cpu", measure=StandIn(step_s=0.5, eval_s=0.25))
+    n_plain = validation_images(plain.validated())
+    assert 0 < n_plain < 30 and cfg_iters(plain) == max(10, math.ceil(n_plain * 0.25 * 9 / 0.5))
+
+
+def cfg_iters(plan) -> int:
+    return plan.config["train"]["iters_per_epoch"]
 
 
 def test_rare_classes_get_weights_and_dice_follows_the_background() -> None:
@@ -138,6 +170,20 @@ def test_plan_cli_writes_a_config_train_reads(tmp_path) -> None:
     cfg = load_config(out)
     assert cfg.data.patch_size == [256, 256] and cfg.train.optimizer.lr == 0.002 and cfg.train.time_limit_min < 5
     assert "# median image 512x512" in out.read_text()
+
+
+def test_a_folder_of_no_known_dataset_plans_a_config_that_reads_it(tmp_path) -> None:
+    sample = dualseg.sample_data_path("isbi2012")
+    folder = tmp_path / "my_cells"  # a name no description has: classes and channels are inferred from the files
+    for sub in ("images", "masks"):
+        (folder / sub).mkdir(parents=True)
+        for i in range(10):
+            shutil.copy(sample / sub / f"{i}.png", folder / sub / f"{i}.png")
+    out = tmp_path / "plan.yaml"
+    assert main(["plan", str(folder), "--budget-min", "5", "--no-progress", "-o", str(out)]) == 0
+    cfg = load_config(out)
+    assert cfg.data.dataset == "auto"
+    assert validation_images(cfg) > 0  # the folder resolves again, as training will read it
 
 
 def test_train_a_folder_needs_a_budget_and_a_budget_needs_a_folder(tmp_path, capsys) -> None:
