@@ -146,7 +146,10 @@ class DataConfig:
     cache_mb: int = bounded(2048, 0, 2**24)
     # the length measured to bring prediction inputs to the training scale (docs/inference.md#scale); auto: the
     # dataset description's (drive: fov_diameter; the others: none)
-    scale_proxy: Literal["auto", "none", "fov_diameter", "object_size"] = "auto"
+    scale_proxy: Literal["auto", "none", "fov_diameter", "object_size", "spacing"] = "auto"
+    # pixel spacing (mm) of the training images whose files state none, for scale_proxy: spacing; None: the
+    # description's (docs/inference.md#scale)
+    spacing_mm: float | None = bounded(None, 0, low_open=True)
     split: SplitConfig = field(default_factory=SplitConfig)
     sr: SRConfig = field(default_factory=SRConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="resample each image to the model's training scale (auto: measure the scale proxy the "
                    "model recorded; none: the image's own scale; FACTOR: a fixed factor in 0.25..4); the factors "
                    "go to OUTPUT_DIR/scales.csv")
+    p.add_argument("--spacing", type=float, metavar="MM",
+                   help="the inputs' pixel spacing in mm where their files state none (models trained with "
+                   "data.scale_proxy: spacing)")
     add_overwrite(p)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
                    help="autocast for this prediction (default: the model's; fp32 gives the same masks on every CPU)")
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     options = PredictOptions(
         roi_size=args.roi_size, overlap=args.overlap, sw_batch_size=args.sw_batch_size, batch_size=args.batch_size,
         tta=args.tta, probabilities=args.probabilities, sr=args.sr, overlays=not args.no_overlays,
-        whole_image=args.whole_image, scale=args.scale, precision=args.precision,
+        whole_image=args.whole_image, scale=args.scale, spacing_mm=args.spacing, precision=args.precision,
     )
     written = predict_folder(args.model, args.inputs, args.output_dir, args.checkpoint, device=args.device,
                              progress=not args.no_progress, options=options, overwrite=args.overwrite)

@@ -42,7 +42,10 @@ class DatasetDescription:
         test_fraction: the seeded test fraction when there is no official test set.
         val_fraction: the validation fraction carved from what is left after the test set.
         scale_proxy: the length in pixels that tells the images' scale (``dualseg.inference.scale``:
-            ``fov_diameter`` for fundus photographs, ``object_size``, or ``none``); ``data.scale_proxy: auto``.
+            ``fov_diameter`` for fundus photographs, ``object_size``, ``spacing``, or ``none``);
+            ``data.scale_proxy: auto``.
+        spacing_mm: the pixel spacing (mm) of the dataset's images where their files state none (one acquisition
+            protocol, as ISBI 2012's 4 nm ssTEM pixels); read by the ``spacing`` proxy.
         scale_range: the affine scale range of ``data.augment.scale: auto``, the spread of pixel scales the
             dataset's images meet on other devices (default: the config's own default, 0.85-1.15).
     """
@@ -64,6 +67,7 @@ class DatasetDescription:
     extra: dict = field(default_factory=dict)
     volume_pattern: str | None = None  # regex on the stem whose group 1 names the volume of a slice (per_volume)
     scale_proxy: str = "none"
+    spacing_mm: float | None = None
     scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE
 
     @property

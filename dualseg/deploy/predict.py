@@ -38,7 +38,8 @@ class PredictOptions:
     forward pass; ``tta``: flip test-time augmentation; ``probabilities``: also write class probabilities
     (``png`` or ``npy``); ``sr``: also write the SR image of a dual-stream model; ``overlays``: coloured overlays
     of 2D images; ``whole_image``: ignore the model's sliding-window setting; ``scale``: ``auto`` (bring each 2D
-    input to the model's training scale, :mod:`dualseg.deploy.scaling`), ``none`` or a fixed factor."""
+    input to the model's training scale, :mod:`dualseg.deploy.scaling`), ``none`` or a fixed factor;
+    ``spacing_mm``: the inputs' pixel spacing where their files state none (models with the ``spacing`` proxy)."""
 
     roi_size: Sequence[int] | None = None
     overlap: float | None = None
@@ -50,10 +51,13 @@ class PredictOptions:
     overlays: bool = True
     whole_image: bool = False
     scale: str | float = "auto"
+    spacing_mm: float | None = None
     precision: str | None = None  # None: the model's own (its train.precision); fp32 repeats across CPU kinds
 
     def check(self) -> None:
         parse_scale(self.scale)
+        if self.spacing_mm is not None and not self.spacing_mm > 0:
+            raise DualsegError(f"--spacing must be a positive pixel spacing in mm, got {self.spacing_mm}")
         if self.precision not in (None, *PRECISIONS):
             raise DualsegError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.probabilities not in (None, *PROBABILITY_FORMATS):
@@ -82,7 +86,8 @@ class _Runner:
     def __init__(self, loaded: LoadedModel, device: torch.device, options: PredictOptions) -> None:
         self.loaded, self.device, self.options = loaded, device, options
         self.spec = run_spec(loaded.spec, options)
-        self.scaler = InputScaler(self.spec, options.scale, loaded.description)
+        self.scaler = InputScaler(self.spec, options.scale, loaded.description, spacing_mm=options.spacing_mm)
+        self.sources: dict[str, Path] = {}  # input file name -> its path (the ``spacing`` proxy reads headers)
         self.amp_dtype = resolve_precision(self.spec.precision, device)
         # Windows run on the model's device; the full-size output is stitched in CPU memory.
         self.kwargs = dict(sw_batch_size=options.sw_batch_size, sw_device=device, device=torch.device("cpu"),
@@ -174,7 +179,7 @@ def _prepare_2d(file: str, stored: np.ndarray, channels: int, spec: InputSpec) -
 def _to_model_scale(image: _Image2D, x: np.ndarray, runner: _Runner, channels: int) -> np.ndarray:
     """``x`` resampled by the factor the runner's scaler chooses for ``image`` (recorded in ``image.scale``)."""
     image.scale = runner.scaler.choose(image.file, to_channels(image.stored, channels, image.file),
-                                       lambda: runner([x])[0]["labels"])
+                                       lambda: runner([x])[0]["labels"], runner.sources.get(image.file))
     if image.scale is None or image.scale.factor == 1.0:
         return x
     return resample_array(x, image.scale.factor)
@@ -252,6 +257,7 @@ def _predict_all(files: list[Path], loaded: LoadedModel, runner: _Runner, out: P
     for path in images:  # a stranger's file where a mask goes is refused before any work, not halfway
         claim(out / f"{path.stem}.png")
     bar = progress_bar(total=len(files), desc="predict", enabled=progress, unit="file")
+    runner.sources = {path.name: path for path in images}
     read = ((path.name, read_image(path)) for path in images)
     for image, result in _predict_2d(read, loaded, runner, options.batch_size):
         labels = result["labels"]
@@ -278,7 +284,7 @@ def _predict_volume(path: Path, loaded: LoadedModel, runner: _Runner, out: Path,
     slices, reference = read_volume(path)
     slices = unit_range(slices)
     channels = loaded.model.in_channels
-    factor = runner.scaler.fixed_factor(path.name)  # proxies are measured on 2D images only
+    factor = runner.scaler.volume_factor(path)  # a FACTOR, or the header's spacing; no other proxy on volumes
 
     def normalised() -> Iterator[tuple[int, np.ndarray, None]]:
         for k, s in enumerate(slices):

@@ -2,7 +2,10 @@
 prediction can bring an input to the scale the model learned at (factor = training length / measured length).
 
 ``fov_diameter``: the diameter of a fundus photograph's field of view (FOV); ``object_size``: the median
-equivalent diameter of the foreground objects of a label mask; ``none``: no proxy (inputs keep their own scale).
+equivalent diameter of the foreground objects of a label mask; ``spacing``: the pixel spacing the files state (or
+the user gives), as a resolution in pixels per millimetre (the pixels one mm spans: a length in pixels like the
+others, so the same factor rule holds; :mod:`dualseg.data.spacing`); ``none``: no proxy (inputs keep their own
+scale).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from torch import Tensor
 
 from dualseg.errors import DualsegError
 
-PROXIES = ("none", "fov_diameter", "object_size")
+PROXIES = ("none", "fov_diameter", "object_size", "spacing")
 # the dark surround of a fundus photograph: below this fraction of the brightest channel's 99th percentile
 FOV_THRESHOLD = 0.25
 MIN_OBJECT_AREA = 9  # connected components smaller than a 3x3 square are specks, not objects

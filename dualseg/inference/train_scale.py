@@ -1,5 +1,6 @@
 """The scale a model learns at: the config's scale proxy (``data.scale_proxy``, ``auto`` = the dataset
-description's) measured on every training image, from the files the trainer reads (image, FOV mask, label mask)."""
+description's) measured on every training image, from the files the trainer reads (image, FOV mask, label mask,
+the image's header for ``spacing``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dualseg.data.build import DataBundle
 from dualseg.data.descriptions import DatasetDescription
 from dualseg.data.io import read_image, read_mask
 from dualseg.data.scan import Sample
+from dualseg.data.spacing import pixels_per_mm
 from dualseg.inference.scale import TrainScale, check_proxy, fov_diameter, object_size, summarise
 
 
@@ -27,8 +29,16 @@ def background_class(description: DatasetDescription) -> int:
     return 0 if description.background is None else description.background
 
 
-def sample_scale(proxy: str, sample: Sample, description: DatasetDescription) -> float | None:
-    """The proxy measured on one training sample (FOV diameter from its FOV mask when it has one)."""
+def sample_scale(proxy: str, sample: Sample, description: DatasetDescription,
+                 spacing_mm: float | None = None) -> float | None:
+    """The proxy measured on one training sample (FOV diameter from its FOV mask when it has one; ``spacing``: the
+    image file's, else ``spacing_mm``, else the description's, as pixels per mm)."""
+    if proxy == "spacing":
+        stated = pixels_per_mm(sample.image)
+        if stated is not None:
+            return stated
+        given = spacing_mm or description.spacing_mm
+        return None if given is None else 1 / given
     if proxy == "fov_diameter":
         if sample.fov is not None:
             return fov_diameter(fov=read_mask(sample.fov))
@@ -39,14 +49,15 @@ def sample_scale(proxy: str, sample: Sample, description: DatasetDescription) ->
     return None
 
 
-def measure_train_scale(proxy: str, samples: Sequence[Sample], description: DatasetDescription) -> TrainScale | None:
+def measure_train_scale(proxy: str, samples: Sequence[Sample], description: DatasetDescription,
+                        spacing_mm: float | None = None) -> TrainScale | None:
     """The proxy's median and range over ``samples``; None for ``none`` or when nothing was measurable."""
     if proxy == "none":
         return None
-    return summarise([sample_scale(proxy, s, description) for s in samples])
+    return summarise([sample_scale(proxy, s, description, spacing_mm) for s in samples])
 
 
 def run_train_scale(cfg: Config, bundle: DataBundle) -> tuple[str, TrainScale | None]:
     """The proxy of a run and its measurement over the training split."""
     proxy = resolve_proxy(cfg, bundle.description)
-    return proxy, measure_train_scale(proxy, bundle.subset("train"), bundle.description)
+    return proxy, measure_train_scale(proxy, bundle.subset("train"), bundle.description, cfg.data.spacing_mm)

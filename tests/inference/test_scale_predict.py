@@ -132,3 +132,60 @@ def test_the_trainer_records_the_training_scale(tmp_path: Path) -> None:
     assert stored.train_scale_range == pytest.approx((min(sizes), max(sizes)))
     assert 20 < stored.train_scale < 35  # ISBI 2012 cells: about 28 px across
     assert load_inference_model(tmp_path / "run").spec == stored
+
+
+@pytest.fixture
+def spacing_package(make_run, tmp_path: Path) -> Path:
+    """A tiny random gray U-Net package that learned at 10 pixels per mm (0.1 mm pixels)."""
+    run = make_run(tmp_path / "run_sp", "unet", {"channels": [4, 8, 16]})
+    loaded = load_inference_model(run)
+    loaded.spec = dataclasses.replace(loaded.spec, scale_proxy="spacing", train_scale=10.0,
+                                      train_scale_range=(10.0, 10.0))
+    return save_package(loaded, tmp_path / "package_sp")
+
+
+def test_spacing_from_headers_or_given_brings_inputs_to_the_training_spacing(spacing_package: Path, tmp_path: Path,
+                                                                            capsys) -> None:
+    import nibabel as nib
+    import tifffile
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, (48, 40), dtype=np.uint8)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "fine.tif", pixels, resolution=(200, 200), resolutionunit="CENTIMETER")  # 20 px/mm
+    Image.fromarray(pixels).save(folder / "coarse.png", dpi=(127, 127))  # 5 px/mm
+    Image.fromarray(pixels).save(folder / "unknown.png")
+    nib.save(nib.Nifti1Image(rng.random((48, 40, 2)).astype(np.float32), np.diag([0.05, 0.05, 5.0, 1.0])),
+             folder / "vol.nii.gz")  # 0.05 mm pixels: 20 px/mm
+    out = tmp_path / "pred"
+    predict_folder(spacing_package, folder, out, device="cpu", progress=False)
+    rows = {r["file"]: r for r in _scales(out)}
+    assert {r["proxy"] for r in rows.values()} == {"spacing"}
+    assert float(rows["fine.tif"]["factor"]) == pytest.approx(0.5)  # twice the training resolution: halved
+    assert float(rows["coarse.png"]["factor"]) == pytest.approx(2.0, rel=1e-3)
+    assert float(rows["vol.nii.gz"]["factor"]) == pytest.approx(0.5)
+    assert float(rows["unknown.png"]["factor"]) == 1.0 and rows["unknown.png"]["measured_px"] == ""
+    assert "unknown.png: no spacing to measure (give it with --spacing MM)" in capsys.readouterr().out
+    assert np.array(Image.open(out / "fine.png")).shape == (48, 40)  # masks at the input size
+    # --spacing fills in what the files do not state; a stated spacing still wins
+    again = tmp_path / "pred2"
+    predict_folder(spacing_package, folder, again, device="cpu", progress=False,
+                   options=PredictOptions(spacing_mm=0.2))
+    rows = {r["file"]: r for r in _scales(again)}
+    assert float(rows["unknown.png"]["factor"]) == pytest.approx(2.0) and float(rows["fine.tif"]["factor"]) == 0.5
+    with pytest.raises(DualsegError, match="--spacing must be a positive"):
+        PredictOptions(spacing_mm=0.0).check()
+
+
+def test_the_trainer_records_the_spacing_of_the_description_or_the_config(tmp_path: Path) -> None:
+    root = dualseg.sample_data_path("isbi2012")  # PNGs stating no spacing; the description says 4 nm pixels
+    base = [f"data.root={root}", "model.args={channels: [4, 8]}", "data.patch_size=[64, 64]",
+            "data.scale_proxy=spacing", "train.batch_size=2", "train.iters_per_epoch=1", "train.epochs=1",
+            "train.precision=fp32", "train.threads=1"]
+    for name, extra, expected in (("described", [], 1 / 4e-6), ("given", ["data.spacing_mm=0.5"], 2.0)):
+        Trainer(load_config(None, [*base, f"output_dir={tmp_path / name}", *extra]), progress=False).fit()
+        stored = load_inference_model(tmp_path / name).spec
+        assert stored.scale_proxy == "spacing"
+        assert stored.train_scale == pytest.approx(expected) and stored.train_scale_range == pytest.approx(
+            (expected, expected))

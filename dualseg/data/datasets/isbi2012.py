@@ -21,6 +21,7 @@ register_description(DatasetDescription(
     mask_values=BINARY_0_255,
     background=None,
     val_fraction=0.2,
+    spacing_mm=4e-6,  # ssTEM sections imaged at 4 x 4 nm per pixel (the challenge's description)
     notes="ISBI 2012 EM membranes: 30 labelled 512x512 images; 255 = cell interior, 0 = membrane; "
     "no official labelled test set, so a seeded 24/6 train/val split.",
 ))
