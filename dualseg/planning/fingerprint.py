@@ -20,6 +20,7 @@ from dualseg.data.check import DataReport, check_data
 from dualseg.data.descriptions import DatasetDescription, description_to_dict
 from dualseg.data.io import read_image, read_mask, to_channels, to_float
 from dualseg.data.layouts import scan_folder
+from dualseg.data.spacing import pixels_per_mm
 from dualseg.errors import DualsegError
 from dualseg.planning.stats import SAMPLE_SIZE, PixelStats, spread
 from dualseg.progress import progress_bar
@@ -43,10 +44,8 @@ def _bit_depths(report: DataReport) -> list[str]:
 
 
 def _grouping(stems: list[str], d: DatasetDescription) -> dict:
-    """Groups that splits keep together (the description's group key) and volumes (its volume pattern). ``spacing``
-    is always None: the data layer reads 2D files (slices of volumes included) and keeps no spacing; NIfTI volumes
-    are read by ``predict`` only."""
-    out: dict = {"kind": "2D images", "groups": None, "volumes": None, "spacing": None}
+    """Groups that splits keep together (the description's group key) and volumes (its volume pattern)."""
+    out: dict = {"kind": "2D images", "groups": None, "volumes": None}
     if d.group_key is not None:
         per_group = Counter(d.group_key(s) for s in stems)
         out["groups"] = {"count": len(per_group), "images_per_group": spread(Counter(per_group.values()))}
@@ -56,6 +55,19 @@ def _grouping(stems: list[str], d: DatasetDescription) -> dict:
         out["kind"] = "2D slices of volumes"
         out["volumes"] = {"count": len(per_volume), "slices_per_volume": spread(Counter(per_volume.values()))}
     return out
+
+
+def _spacing(stated: list[float | None], d: DatasetDescription) -> dict | None:
+    """The pixel spacing (mm) the image files state (:mod:`dualseg.data.spacing`), else the description's, else
+    None: ``{"source", "images_stating", "mm": {min, median, max}}``."""
+    found = sorted(1 / r for r in stated if r is not None)
+    if found:
+        mm = {"min": found[0], "median": float(np.median(found)), "max": found[-1]}
+        return {"source": "files", "images_stating": len(found), "mm": mm}
+    if d.spacing_mm is not None:
+        return {"source": "description", "images_stating": 0, "mm": dict.fromkeys(("min", "median", "max"),
+                                                                                   d.spacing_mm)}
+    return None
 
 
 def fingerprint(root: str | Path, dataset: str = "auto", progress: bool = True,
@@ -78,9 +90,11 @@ def fingerprint(root: str | Path, dataset: str = "auto", progress: bool = True,
     class_pixels = np.zeros(d.num_classes, dtype=np.int64)
     class_images = np.zeros(d.num_classes, dtype=np.int64)
     areas: dict[int, Counter] = {c: Counter() for c in d.foreground}
+    stated: list[float | None] = []
     for s in progress_bar(scan.samples, desc="fingerprint", enabled=progress, unit="pair"):
         image = to_channels(to_float(read_image(s.image, s.extra_channels), s.image), d.channels, s.image)
         labels = d.encode_mask(read_mask(s.mask), s.mask)
+        stated.append(pixels_per_mm(s.image))
         pixels = image.reshape(-1, d.channels)
         every.add(pixels)
         fore.add(pixels[np.isin(labels, d.foreground).ravel()])
@@ -106,6 +120,7 @@ def fingerprint(root: str | Path, dataset: str = "auto", progress: bool = True,
         "bit_depth": _bit_depths(report),
         "channels": d.channels,
         **_grouping([s.stem for s in scan.samples], d),
+        "spacing": _spacing(stated, d),
         "intensity": {
             "values": "as fed to the model: integer images / their type's maximum (to [0, 1]), description's channels",
             "percentiles_from": f"uniform sample of at most {sample_size} pixels per population (exact below that); "
@@ -159,6 +174,10 @@ def render_fingerprint(fp: dict) -> str:
         lines.append(f"objects {k['name']}: {k['components']} components{sizes}")
     if fp["fov_masks"]:
         lines.append(f"FOV masks: {fp['fov_masks']}")
+    if fp.get("spacing"):
+        sp = fp["spacing"]
+        lines.append(f"pixel spacing: median {sp['mm']['median']:.4g} mm, from {sp['mm']['min']:.4g} to "
+                     f"{sp['mm']['max']:.4g} ({sp['source']}; {sp['images_stating']} images state it)")
     for key, unit in (("groups", "images_per_group"), ("volumes", "slices_per_volume")):
         if fp[key]:
             lines.append(f"{key}: {fp[key]['count']} ({unit.replace('_', ' ')}: median {fp[key][unit]['median']:g})")

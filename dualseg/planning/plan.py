@@ -21,6 +21,8 @@ The rules, in the order they are applied (docs/planning.md gives the evidence be
    validation images counted in the split the config makes (its protocol, copies and fold included); epochs x
    iterations fill the budget with validation at most a tenth of it, and ``train.time_limit_min`` (the budget
    less one epoch: it is checked at epoch ends) ends training within the budget even on a slower day.
+8. **Scale** (``data.scale_proxy``): ``spacing`` when every image file states its pixel spacing (TIFF resolution,
+   PNG pHYs), so that ``predict`` brings new images to it; otherwise the description's proxy (``auto``).
 """
 
 from __future__ import annotations
@@ -306,6 +308,10 @@ def plan_config(fp: dict, data_root: str | Path, model: str = "unet", budget_min
                  "poly decay, 1 warm-up epoch")
     if fp.get("fov_masks"):
         plan.set("eval.use_fov", True, "FOV masks present: metrics and losses inside the field of view")
+    spacing = fp.get("spacing")
+    if spacing and spacing["source"] == "files" and spacing["images_stating"] == fp["pairs"]:
+        plan.set("data.scale_proxy", "spacing", f"every image file states its pixel spacing (median "
+                 f"{spacing['mm']['median']:.4g} mm): predict brings new images to it")
     if overrides:
         plan.config = apply_overrides(plan.config, overrides)
         for item in overrides:

@@ -173,3 +173,22 @@ def test_cli_folder_with_problems(synth, tmp_path, capsys):
     assert capsys.readouterr().out == printed  # check-data's own messages
     with pytest.raises(DataProblems, match="check-data"):
         fingerprint(synth, progress=False)
+
+
+def test_spacing_from_the_files_or_the_description(tmp_path):
+    import tifffile
+
+    root = tmp_path / "em_stack"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for k, px_per_cm in enumerate((2000, 2000, 4000)):  # 5, 5 and 2.5 um pixels
+        tifffile.imwrite(root / "images" / f"{k}.tif", rng.integers(0, 255, (32, 32), dtype=np.uint8),
+                         resolution=(px_per_cm, px_per_cm), resolutionunit="CENTIMETER")
+        Image.fromarray((rng.random((32, 32)) > 0.5).astype(np.uint8) * 255).save(root / "masks" / f"{k}.png")
+    fp = fingerprint(root, progress=False)
+    assert fp["spacing"]["source"] == "files" and fp["spacing"]["images_stating"] == 3
+    assert fp["spacing"]["mm"] == pytest.approx({"min": 0.0025, "median": 0.005, "max": 0.005})
+    isbi = fingerprint(dualseg.sample_data_path("isbi2012"), progress=False)  # PNGs stating none: the 4 nm ssTEM
+    assert isbi["spacing"] == {"source": "description", "images_stating": 0,
+                               "mm": {"min": 4e-6, "median": 4e-6, "max": 4e-6}}

@@ -203,3 +203,12 @@ def test_train_a_folder_plans_and_keeps_the_plan(tmp_path) -> None:
     assert (run / "checkpoints" / "best.pt").is_file() and (run / "fingerprint.json").is_file()
     planned, used = load_config(run / "plan.yaml"), load_config(run / "config.yaml")
     assert planned.to_dict() == used.to_dict()  # the commented plan is the config that trained
+
+
+def test_files_that_state_their_spacing_plan_the_spacing_proxy() -> None:
+    stated = {"source": "files", "images_stating": 20, "mm": {"min": 0.005, "median": 0.005, "max": 0.005}}
+    plan = plan_config({**fingerprint(), "spacing": stated}, "/d", "unet", 5, "cpu", measure=StandIn())
+    assert plan.config["data"]["scale_proxy"] == "spacing" and "0.005 mm" in plan.reasons["data.scale_proxy"]
+    for partial in ({**stated, "images_stating": 19}, {**stated, "source": "description", "images_stating": 0}, None):
+        plain = plan_config({**fingerprint(), "spacing": partial}, "/d", "unet", 5, "cpu", measure=StandIn())
+        assert "scale_proxy" not in plain.config["data"]  # some files silent, or only the description: auto
