@@ -113,7 +113,7 @@ def test_spec_round_trip_with_and_without_scale() -> None:
     assert InputSpec.from_dict(older) == InputSpec(size_divisor=8)  # a record without the keys: no scale
     assert InputSpec().with_train_scale("object_size", None) == InputSpec()  # nothing measurable: none
     with pytest.raises(ValueError, match="scale_proxy"):
-        InputSpec.from_dict({"scale_proxy": "spacing"})
+        InputSpec.from_dict({"scale_proxy": "fov_area"})
     with pytest.raises(ValueError, match="train_scale"):
         InputSpec.from_dict({"scale_proxy": "object_size", "train_scale": -1})
 
@@ -130,4 +130,4 @@ def test_the_proxy_of_a_config() -> None:
     assert resolve_proxy(config_from_dict({"data": {"scale_proxy": "none"}}), drive) == "none"
     assert resolve_proxy(config_from_dict({"data": {"resize": [64, 64]}}), drive) == "none"  # resize fixes it
     with pytest.raises(DualsegError, match="scale_proxy"):
-        config_from_dict({"data": {"scale_proxy": "spacing"}})
+        config_from_dict({"data": {"scale_proxy": "fov_area"}})
