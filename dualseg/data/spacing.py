@@ -26,8 +26,9 @@ _IMAGEJ_UNIT = re.compile(r"^unit=(.+)$", re.MULTILINE)
 
 
 def _mean_resolution(x: float, y: float, mm_per_unit: float) -> float | None:
-    """Pixels per mm from pixels per unit along x and y; None for non-positive values."""
-    if x <= 0 or y <= 0:
+    """Pixels per mm from pixels per unit along x and y; None for non-positive values and for software's default
+    pixels per inch."""
+    if x <= 0 or y <= 0 or (mm_per_unit == 25.4 and x == y and round(x, 1) in SOFTWARE_DPI):
         return None
     return (x + y) / 2 / mm_per_unit
 
@@ -39,8 +40,6 @@ def _tiff(image: Image.Image) -> float | None:
     x, y = float(tags[282]), float(tags.get(283, tags[282]))
     unit = int(tags.get(296, 2))
     if unit in _TIFF_UNIT_MM:
-        if unit == 2 and x == y and x in SOFTWARE_DPI:
-            return None
         return _mean_resolution(x, y, _TIFF_UNIT_MM[unit])
     found = _IMAGEJ_UNIT.search(str(tags.get(270, "")))
     name = found.group(1).strip().lower() if found else None
@@ -53,10 +52,7 @@ def _png(image: Image.Image) -> float | None:
     dpi = image.info.get("dpi")  # Pillow sets it from pHYs only when the unit is the metre
     if not dpi:
         return None
-    x, y = float(dpi[0]), float(dpi[1])
-    if x == y and round(x, 1) in SOFTWARE_DPI:
-        return None
-    return _mean_resolution(x, y, 25.4)
+    return _mean_resolution(float(dpi[0]), float(dpi[1]), 25.4)
 
 
 def _nifti(path: Path) -> float | None:
