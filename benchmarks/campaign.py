@@ -200,6 +200,22 @@ def resolved_lr(job: Job, plan: Plan, results: dict[str, dict[str, Any]]) -> flo
     return lr
 
 
+def lr_when_ready(job: Job, plan: Plan, folder: Path, results: dict[str, dict[str, Any]], wait_min: float,
+                  poll_s: float = 30.0) -> float | None:
+    """``resolved_lr``, re-reading ``folder`` for results another stream (a second campaign process on the same
+    machine) wrote meanwhile; a ``from_sweep`` job whose sweeps are still missing waits up to ``wait_min`` minutes
+    for them, polling every ``poll_s`` seconds."""
+    results.update(read_results(folder))
+    deadline = time.monotonic() + wait_min * 60
+    while job.lr == FROM_SWEEP and sweep_choice(plan, job.arm, results)[0] is None and time.monotonic() < deadline:
+        missing = sweep_choice(plan, job.arm, results)[1]
+        print(f"{plan.comparison}/{job.id}: waiting for the sweep jobs {missing} (--wait-sweeps {wait_min:g})",
+              flush=True)
+        time.sleep(poll_s)
+        results.update(read_results(folder))
+    return resolved_lr(job, plan, results)
+
+
 # --- one job ------------------------------------------------------------------------------------------------------
 def recipe_overrides(job: Job, lr: float | None, data_root: str | None, extra: list[str]) -> list[str]:
     """The job's overrides as recorded with its result: the plan's, the data root, the resolved lr, --set."""
@@ -391,9 +407,13 @@ def run_plans(plans: list[Plan], args: argparse.Namespace) -> int:
                   flush=True)
             break
         folder = comparison_dir(results_root, name, plan.comparison)
+        lr = lr_when_ready(job, plan, folder, done, args.wait_sweeps)
+        if job.id in done:
+            print(f"[{n}/{len(runnable)}] {plan.comparison}/{job.id}: done meanwhile by another process", flush=True)
+            continue
         run_dir = Path(args.runs_dir) / name / plan.comparison / job.id
         extra = [*(job.quick if args.quick else []), *args.overrides]
-        recipe = recipe_overrides(job, resolved_lr(job, plan, done), args.data_root, extra)
+        recipe = recipe_overrides(job, lr, args.data_root, extra)
         print(f"[{n}/{len(runnable)}] {plan.comparison}/{job.id}: start ({budget:g} min) {dt.datetime.now():%H:%M}",
               flush=True)
         t0 = time.perf_counter()
@@ -449,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", type=int, help="only the first N seeds/lrs of each plan entry (tests)")
     parser.add_argument("--stand-in", action="append", default=[], metavar="KEY=VALUE",
                         help="replace the plans' placeholder overrides by this (tests)")
+    parser.add_argument("--wait-sweeps", type=float, default=0.0, metavar="MIN",
+                        help="a from_sweep job whose sweeps another campaign process is running waits up to MIN "
+                        "minutes for their results (two streams on one machine); default: fail at once")
     parser.add_argument("--stop-after", type=float, metavar="MIN",
                         help="start no job that would end later than MIN minutes from now (wall-clock windows)")
     args = parser.parse_args(argv)

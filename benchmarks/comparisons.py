@@ -293,8 +293,11 @@ sweep, convention}`, with `defaults` merged into each job (overrides: defaults f
 expanded into one job per value (`<id>_s<seed>`, `<id>_lr<lr>`). An override holding `TODO(` marks a job that
 waits for another change; it is listed as blocked and never runs. Jobs run in plan order (the sweeps first); a job
 whose JSON exists is skipped, a half-finished one continues with `--resume` (its run directory keeps the
-checkpoint and the budget spent), `--only COMPARISON` and `--job ID` narrow the run. `--budget-scale F` and `--set`
-exist to test the path and must write elsewhere (`--results-dir`).
+checkpoint and the budget spent), `--only COMPARISON` and `--job ID` narrow the run. Two 1-thread streams on one
+2-core machine are two processes given disjoint `--job` lists (each plan's header lists them); before each job a
+process re-reads the comparison's folder, so it skips a job the other finished and takes `lr: from_sweep` from
+sweeps the other ran, waiting for them with `--wait-sweeps MIN`. `--budget-scale F` and `--set` exist to test the
+path and must write elsewhere (`--results-dir`).
 """
 
 

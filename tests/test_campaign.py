@@ -326,3 +326,32 @@ def test_seed_placeholder_and_case_groups(tmp_path: Path) -> None:
              {"per_case_dice": {"a_copy0": 0.6, "a_copy1": float("nan"), "b_copy0": 0.7}}]
     assert comparisons.seed_mean_cases(seeds, plan.case_group) == pytest.approx({"a": 0.4, "b": 0.8})
     assert comparisons.seed_mean_cases(seeds) == pytest.approx({"a_copy0": 0.4, "a_copy1": 0.4, "b_copy0": 0.8})
+
+
+def test_a_second_stream_waits_for_the_sweeps_the_first_is_running(tmp_path: Path, plan: campaign.Plan,
+                                                                     monkeypatch, capsys) -> None:
+    """Two campaign processes on one machine: the one given the baseline's arms waits (--wait-sweeps) for the
+    sweep results the other writes into the shared folder, takes their best lr, and skips jobs done meanwhile."""
+    folder = tmp_path / "results/box/campaign/toy"
+    folder.mkdir(parents=True)
+    sweeps = plan.jobs[:3]
+    (folder / f"{sweeps[0].id}.json").write_text(json.dumps(fake_result(sweeps[0], {"a": 0.7}, lr=sweeps[0].lr)))
+    naps = []
+
+    def other_stream_lands(seconds: float) -> None:  # the other process finishes the last two sweeps and b_s1
+        naps.append(seconds)
+        for job, dice in zip(sweeps[1:], [0.9, 0.6]):
+            (folder / f"{job.id}.json").write_text(json.dumps(fake_result(job, {"a": dice}, lr=job.lr)))
+        b_s1 = next(j for j in plan.jobs if j.id == "b_s1")
+        (folder / "b_s1.json").write_text(json.dumps(fake_result(b_s1, {"a": 0.8})))
+
+    monkeypatch.setattr(campaign.time, "sleep", other_stream_lands)
+    calls = []
+    monkeypatch.setattr(campaign, "run_job", lambda job, plan, recipe, *a: calls.append((job.id, recipe))
+                        or fake_result(job, {"a": 0.5}))
+    with pytest.raises(campaign.CampaignError, match="needs the sweep jobs"):  # no waiting asked: fail at once
+        campaign.lr_when_ready(plan.jobs[4], plan, folder, {}, wait_min=0)
+    assert campaign.main(_args(tmp_path, plan.path, "--job", "b_s0", "--job", "b_s1", "--wait-sweeps", "5")) == 0
+    assert len(naps) == 1 and "waiting for the sweep jobs" in capsys.readouterr().out
+    assert [c[0] for c in calls] == ["b_s0"]  # b_s1 was done meanwhile by the other process
+    assert "train.optimizer.lr=0.01" in calls[0][1]  # sweep_b_lr0.01 scored best (0.9)
