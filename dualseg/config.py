@@ -193,7 +193,7 @@ class TrainConfig:
     val_every: int = bounded(1, 1)
     monitor: str = "dice"  # foreground-mean validation metric that picks checkpoints/best
     early_stopping: int | None = bounded(None, 1)  # epochs without improvement before stopping
-    # stop (after a checkpoint) when training time exceeds this
+    # stop when training time exceeds this: checked after every step; the cut epoch is validated and checkpointed
     time_limit_min: float | None = bounded(None, 0, low_open=True)
     # the clock of time_limit_min: wall (elapsed time) or process (this process's CPU time: equal budgets stay
     # equal compute on a CPU shared with other work; counts in-process data loading, not worker processes)

@@ -170,6 +170,7 @@ class Trainer:
         self.schedule = Schedule(self.optimizer, sched, total, warmup)
         self.clock = time.process_time if cfg.train.time_limit_clock == "process" else time.perf_counter
         self.epoch_start = self.clock()  # set again at each epoch's start: the time spent so far is measured from it
+        self.time_up = False  # the time limit ran out inside the current epoch
         self.amp_dtype = resolve_precision(self.spec.precision, self.device)
         self.model.to(memory_format=self.spec.memory_format)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -317,6 +318,8 @@ class Trainer:
                                f"{i + 1}; step skipped (train.nonfinite: skip)")
                 sums["skipped_steps"] += 1
                 self.state.epoch_iter = i + 1
+                if self._out_of_time():
+                    break
                 continue
             if not finite:
                 raise DualsegError(
@@ -337,10 +340,12 @@ class Trainer:
             wait.step_done()
             bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.4f}", data=f"{wait.fraction:.0%}")
             self.state.epoch_iter = i + 1
+            if self._out_of_time():
+                break
             every = cfg.train.checkpoint_every
             if every and self.state.step % every == 0 and i + 1 < self.iters:
                 self._save("last.pt")
-        finite = self.iters - int(sums.get("skipped_steps", 0))
+        finite = self.state.epoch_iter - int(sums.get("skipped_steps", 0))  # steps taken (fewer when out of time)
         out = {k: v / max(finite, 1) for k, v in sums.items() if k != "skipped_steps"}
         if "skipped_steps" in sums:
             out["skipped_steps"] = sums["skipped_steps"]
@@ -361,12 +366,13 @@ class Trainer:
                 self.epoch_start = self.clock()
                 if cfg.train.schedule.step == "epoch":
                     self.schedule.set(self._schedule_position(epoch))
+                self.time_up = False
                 losses = self._train_epoch(epoch)
                 data_wait = losses.pop("data_wait")
                 distributed.broadcast_buffers(self.model, self.dist)
                 row: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
                 row.update({f"train_{k}": round(v, 6) for k, v in losses.items()})
-                metrics = self._validate(epoch)
+                metrics = self._validate(epoch, last=self.time_up)
                 row.update(metrics)
                 s.epoch += 1
                 s.epoch_iter, s.epoch_sums = 0, {}
@@ -405,6 +411,16 @@ class Trainer:
                 callback.on_run_end(self.out, cfg)
         return vars(s)
 
+    def _out_of_time(self) -> bool:
+        """Whether ``train.time_limit_min`` is spent, checked after every step (rank 0's clock, so every rank stops
+        at the same step); sets ``time_up``, which ends the epoch there and validates it."""
+        limit = self.cfg.train.time_limit_min
+        if not limit:
+            return False
+        spent = self.dist.broadcast(self.state.train_seconds + self.clock() - self.epoch_start)
+        self.time_up = spent >= limit * 60
+        return self.time_up
+
     @property
     def by_time(self) -> bool:
         """The schedule runs over the time budget (``train.schedule.horizon: time``), not over the epochs."""
@@ -420,9 +436,10 @@ class Trainer:
         share = self.dist.broadcast(spent / (self.cfg.train.time_limit_min * 60))  # every rank: rank 0's clock
         return min(share, 1.0) * self.schedule.total
 
-    def _validate(self, epoch: int) -> dict[str, float]:
+    def _validate(self, epoch: int, last: bool = False) -> dict[str, float]:
+        """Validation metrics every ``train.val_every`` epochs and after the last one (``last``: ended by time)."""
         cfg = self.cfg
-        last_epoch = epoch + 1 == cfg.train.epochs
+        last_epoch = last or epoch + 1 == cfg.train.epochs
         if self.eval_set is None or ((epoch + 1) % cfg.train.val_every and not last_epoch):
             return {}
         summary = distributed.evaluate_sharded(evaluate_dataset, self.model, self.eval_set, self.dist,

@@ -20,7 +20,8 @@ The rules, in the order they are applied (docs/planning.md gives the evidence be
 7. **Steps** (``--budget-min``): real training steps and one validation image are timed on this machine, and the
    validation images counted in the split the config makes (its protocol, copies and fold included); epochs x
    iterations fill the budget with validation at most a tenth of it, and ``train.time_limit_min`` (the budget
-   less one epoch: it is checked at epoch ends) ends training within the budget even on a slower day.
+   less one step and one validation pass: the trainer checks it after every step, then validates the cut epoch)
+   ends training within the budget even on a slower day.
 8. **Scale** (``data.scale_proxy``): ``spacing`` when every image file states its pixel spacing (TIFF resolution,
    PNG pHYs), so that ``predict`` brings new images to it; otherwise the description's proxy (``auto``).
 """
@@ -240,10 +241,12 @@ def _steps(plan: Plan, measured: Probe, n_val: int, budget_min: float) -> None:
     plan.set("train.iters_per_epoch", iters, f"validation <= {EVAL_SHARE:.0%} of each epoch; {timing}")
     plan.set("train.epochs", epochs, f"{epochs} x {iters} = {epochs * iters} steps fill {BUDGET_USE:.0%} of "
                                      f"{budget_min:g} min (at most {steps} without validation)")
-    # the trainer checks its time limit after each epoch: stop one epoch early, so the last one ends in the budget
-    limit = round(max(epoch_s / 60, budget_min - epoch_s / 60), 3)
-    plan.set("train.time_limit_min", limit, f"--budget-min {budget_min:g} less one epoch ({epoch_s:.0f} s): the "
-                                            "time limit is checked at epoch ends")
+    # the trainer checks its time limit after every step and then validates the epoch it cut: leave room for
+    # the step that crosses the limit and that validation pass
+    tail_s = measured.step_s + eval_s
+    limit = round(max(tail_s / 60, budget_min - tail_s / 60), 3)
+    plan.set("train.time_limit_min", limit, f"--budget-min {budget_min:g} less one step and one validation pass "
+                                            f"({tail_s:.0f} s): the limit is checked after every step")
     plan.set("train.schedule", {"name": "poly", "step": "iter", "power": 0.9, "warmup_epochs": 1, "horizon": "time"},
              "poly decay over the time budget (ends at the limit however fast this machine runs), 1 warm-up epoch")
 

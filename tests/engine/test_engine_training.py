@@ -143,11 +143,27 @@ def test_time_horizon_runs_the_schedule_over_the_process_time_budget(data_root, 
     rows = _rows(tmp_path / "run" / "metrics.csv")
     lrs = [float(r["lr"]) for r in rows]
     assert len(rows) > cfg.train.epochs  # time, not train.epochs, ends the run
-    assert state["train_seconds"] >= 60 and state["train_seconds"] - 60 < 24  # stopped at the first epoch past it
+    assert state["train_seconds"] >= 60 and state["train_seconds"] - 60 < 12  # within a step of the budget
     assert all(b < a for a, b in zip(lrs, lrs[1:], strict=False))  # decays with the spent share of the budget
-    # the last step of each epoch ran at share (spent before it) / 60 s: poly with power 1 is 1 - share
-    spent_at_last_step = [12 + 18 * k for k in range(len(rows))]
+    # six clock readings per epoch (its start; per step the schedule's and the time limit's; its end), so the
+    # last step of epoch k ran at share (30 k + 18) / 60 s: poly with power 1 is 1 - share
+    spent_at_last_step = [18 + 30 * k for k in range(len(rows))]
     assert lrs == pytest.approx([0.01 * max(0.0, 1 - t / 60) for t in spent_at_last_step], abs=1e-3)
+
+
+def test_the_time_limit_ends_training_inside_an_epoch_and_validates_it(data_root, tmp_path, monkeypatch):
+    """The limit is checked after every step, not only at epoch ends: a run stops within one step of its budget
+    (the campaign's arms and the planner's budgets rely on it), and the cut epoch is validated and logged."""
+    ticks = iter(range(0, 10_000, 6))  # readings: the trainer's setup, the epoch's start, one per step, its end
+    monkeypatch.setattr(trainer_module.time, "process_time", lambda: float(next(ticks)))
+    cfg = _cfg(data_root, tmp_path / "run", "train.epochs=3", "train.iters_per_epoch=8", "train.val_every=2",
+               "train.time_limit_min=0.5", "train.time_limit_clock=process")
+    state = Trainer(cfg, progress=False).fit()
+    rows = _rows(tmp_path / "run" / "metrics.csv")
+    assert state["step"] == 5  # 6 s per step: the fifth reaches the 30 s budget, three of the eight are not taken
+    assert state["train_seconds"] == 36 and state["epoch"] == 1 and state["epoch_iter"] == 0
+    assert len(rows) == 1 and rows[0]["val_dice"] != "" and float(rows[0]["train_loss"]) > 0  # validated anyway
+    assert (tmp_path / "run/checkpoints/best.pt").exists()
 
 
 def test_time_horizon_needs_a_time_limit(data_root, tmp_path):
