@@ -101,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = prediction_inputs(data, out)
     pred_dir = out / "predictions"
     print(f"[3/4] predicting {len(inputs)} image(s) -> {pred_dir}", flush=True)
-    for path in inputs:
-        predict_folder(out, path, pred_dir, progress=False)
+    predict_folder(out, inputs, pred_dir, progress=False)
     print("[4/4] writing the report", flush=True)
     report = build_report([out], out / "report", split="val", names=["demo"], title="dualseg demo")
 

@@ -219,11 +219,12 @@ def predict_arrays(loaded: LoadedModel, images: Iterable[tuple[str, np.ndarray]]
 
 @torch.no_grad()
 def predict_folder(
-    model_path: str | Path, inputs: str | Path, output_dir: str | Path, which: str = "best",
+    model_path: str | Path, inputs: str | Path | Sequence[Path], output_dir: str | Path, which: str = "best",
     overlays: bool = True, device: str = "auto", progress: bool = True, options: PredictOptions | None = None,
     overwrite: bool = False,
 ) -> list[Path]:
-    """Predict every input; return the written mask files.
+    """Predict every input (a file, a folder, or a list of files: one model load and one scale notice for all);
+    return the written mask files.
 
     2D images: ``OUTPUT_DIR/<stem>.png`` (the dataset's mask encoding, input size), ``overlays/<stem>.png``,
     with options ``probabilities/`` and ``sr/<stem>.png``. NIfTI volumes: ``OUTPUT_DIR/<stem>.nii.gz`` (class
@@ -237,7 +238,13 @@ def predict_folder(
 
     options = options or PredictOptions(overlays=overlays)
     options.check()
-    files = list_inputs(inputs)
+    sources = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+    files = [f for source in sources for f in list_inputs(source)]
+    stems = [nifti_stem(f) if is_nifti(f) else f.stem for f in files]
+    clash = next((stem for stem in stems if stems.count(stem) > 1), None)
+    if clash is not None:
+        raise DualsegError(f"two inputs are named '{clash}': their predictions would have the same name; rename or "
+                           "move one")
     volumes = [p for p in files if is_nifti(p)]
     if options.sr and volumes:
         raise DualsegError(f"SR images are written for 2D images only ({volumes[0].name} is a volume); drop --sr")
@@ -245,7 +252,7 @@ def predict_folder(
     loaded = load_inference_model(model_path, which, dev)
     runner = _Runner(loaded, dev, options)
     out = Path(output_dir)
-    with writing_into(out, [inputs, loaded.source], overwrite=overwrite):
+    with writing_into(out, [*sources, loaded.source], overwrite=overwrite):
         return _predict_all(files, loaded, runner, out, options, progress)
 
 

@@ -85,6 +85,13 @@ def test_a_model_without_a_recorded_scale_says_so_once_and_predicts_as_before(un
     auto, none = _masks(tmp_path / "auto"), _masks(tmp_path / "none")
     assert auto.keys() == none.keys() and all(np.array_equal(auto[k], none[k]) for k in auto)
     assert not (tmp_path / "auto" / SCALES_FILE).exists()
+    # a list of files (the demo's validation images) is one call: one model load, one notice
+    files = sorted(images.iterdir())
+    written = predict_folder(unet_run, files[:2], tmp_path / "listed", progress=False)
+    assert [w.name for w in written] == [f.name for f in files[:2]]
+    assert capsys.readouterr().out.count(NO_SCALE_NOTICE) == 1
+    with pytest.raises(DualsegError, match="two inputs are named '0'"):
+        predict_folder(unet_run, [files[0], files[0]], tmp_path / "twice", progress=False)
 
 
 def test_auto_recovers_the_rescaling_of_a_fundus_input(fundus_package: Path, tmp_path: Path) -> None:
