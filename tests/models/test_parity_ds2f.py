@@ -17,8 +17,10 @@ from dualseg.models.ds2f import ds2f_unet as DS2FUNet
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
 RTOL = 1e-5  # and an absolute tolerance of RTOL x the tensor's largest magnitude: fp32 rounding near zero
-# the whole network's gradients through batch norm in train mode: an AVX2-only CPU (AMD EPYC) differs from the
-# fixture's machine by up to 1.2e-4 of the largest gradient (summation order), where smaller blocks agree to 1e-5
+# The whole network's train-mode gradients are ill-conditioned in fp32: the batch norms see 2 x 16 x 16 inputs, and
+# the same computation in float64 differs from the fp32 fixture by 2.6e-4 of the largest gradient (first conv's
+# weight, input), so fp32 is only that accurate here. CPUs of the fixture's kind (AVX-512) agree to 1e-5 by
+# summing in the same order; an AVX2-only CPU (AMD EPYC) differs by 1.2e-4. Smaller blocks agree to 1e-5 on both.
 TRAIN_GRAD_RTOL = 1e-3
 
 
