@@ -173,3 +173,13 @@ def test_parity_ssim(fx: dict) -> None:
     close(loss, fx["ssim/train/out/out"], "ssim loss")
     close(sr.grad, fx["ssim/train/grad/sr"], "ssim grad")
     assert abs(SSIMLoss()(sr, hr).item() - loss.item()) > 1e-3
+
+
+def test_parity_ds2f_unet_train_gradients_hold_in_float64(fx: dict) -> None:
+    """The exact (float64) gradients are within TRAIN_GRAD_RTOL of the fp32 fixture, and farther from it than fp32
+    rounding on one CPU kind: the tolerance measures fp32's conditioning, not a difference in the computation."""
+    model = build(_ds2f(msconv_pool_norm=True, align_corners=True), fx, "ds2f_unet").double()
+    _, grads = run(model, "train", {k: v.double() for k, v in part(fx, "ds2f_unet/input").items()})
+    expected = fx["ds2f_unet/train/grad/x"].double()
+    close(grads["x"], expected, "ds2f_unet float64 input grad", TRAIN_GRAD_RTOL)
+    assert (grads["x"] - expected).abs().max() > 1e-5 * expected.abs().max()
