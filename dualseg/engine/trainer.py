@@ -362,6 +362,9 @@ class Trainer:
         s = self.state
         try:
             while s.epoch < cfg.train.epochs or self.by_time:
+                if cfg.train.time_limit_min and s.train_seconds >= cfg.train.time_limit_min * 60:
+                    tqdm.write(f"time limit reached ({s.train_seconds / 60:.1f} min)")  # also: resumed when spent
+                    break
                 epoch = s.epoch
                 self.epoch_start = self.clock()
                 if cfg.train.schedule.step == "epoch":
@@ -394,9 +397,6 @@ class Trainer:
                         callback.on_epoch_end(self.out, row)
                 if cfg.train.early_stopping and s.stale_epochs >= cfg.train.early_stopping:
                     tqdm.write(f"early stopping: no improvement of {cfg.train.monitor} for {s.stale_epochs} epochs")
-                    break
-                if cfg.train.time_limit_min and s.train_seconds >= cfg.train.time_limit_min * 60:
-                    tqdm.write(f"time limit reached ({s.train_seconds / 60:.1f} min)")
                     break
         finally:
             if writer is not None:

@@ -164,6 +164,8 @@ def test_the_time_limit_ends_training_inside_an_epoch_and_validates_it(data_root
     assert state["train_seconds"] == 36 and state["epoch"] == 1 and state["epoch_iter"] == 0
     assert len(rows) == 1 and rows[0]["val_dice"] != "" and float(rows[0]["train_loss"]) > 0  # validated anyway
     assert (tmp_path / "run/checkpoints/best.pt").exists()
+    resumed = Trainer(cfg, resume=True, progress=False).fit()  # its budget is spent: no step more
+    assert resumed["step"] == 5 and len(_rows(tmp_path / "run" / "metrics.csv")) == 1
 
 
 def test_time_horizon_needs_a_time_limit(data_root, tmp_path):
