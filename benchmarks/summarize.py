@@ -28,7 +28,8 @@ def main() -> None:
         "`results/<machine>/`) and collected here by `python benchmarks/summarize.py`. Dice per class is the mean ±",
         "sample std over images (per-image convention, NaN-skip); 'pooled' is the Dice of the confusion counts summed",
         "over the split. Training time excludes start-up and the final evaluation. The machine column names the",
-        "results folder: `cpu-2core` = a CPU with bf16 units (AMX), `cpu-Ncore-avx512` = one without (fp32).",
+        "results folder: `cpu-2core` = a CPU with AMX (bf16), `cpu-Ncore-avx512-bf16` = AVX512-BF16, no AMX (bf16),",
+        "`cpu-Ncore-avx512` / `cpu-Ncore-avx2` = no native bf16 (fp32).",
         "",
         "| config | overrides | machine | precision | epochs | training min | split (images) | class "
         "| Dice mean ± std | pooled Dice |",

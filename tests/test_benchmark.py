@@ -163,7 +163,8 @@ def test_machine_tag_separates_cpu_kinds():
     from dualseg.benchmark import machine_tag
 
     base = {"gpu": None, "cores": 2}
-    assert machine_tag({**base, "cpu_kind": "AVX512+bf16"}) == "cpu-2core"
+    assert machine_tag({**base, "cpu_kind": "AVX512+amx"}) == "cpu-2core"
+    assert machine_tag({**base, "cpu_kind": "AVX512+bf16"}) == "cpu-2core-avx512-bf16"  # AMD Zen 4: no AMX
     assert machine_tag({**base, "cpu_kind": "AVX512"}) == "cpu-2core-avx512"
     assert machine_tag({**base, "cpu_kind": "AVX2"}) == "cpu-2core-avx2"
     assert machine_tag({**base, "cpu": "x"}) == "cpu-2core"  # records written before cpu_kind existed
