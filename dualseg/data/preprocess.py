@@ -91,8 +91,9 @@ def preprocess_image(image: np.ndarray, preprocess: str) -> np.ndarray:
 
 def read_unit(stored: np.ndarray, channels: int, preprocess: str, path: str | Path = "") -> np.ndarray:
     """An image as read from its file -> (H, W, C) float32 in [0, 1] (by the dtype's range) with the channels the
-    step takes, for a model taking ``channels``."""
-    return to_float(to_channels(stored, read_channels(preprocess, channels), path), path)
+    step takes, for a model taking ``channels``. Scaled before the channel conversion: an RGB -> gray mix is float,
+    and would otherwise keep an 8-bit image's 0..255."""
+    return to_channels(to_float(stored, path), read_channels(preprocess, channels), path)
 
 
 def unit_image(stored: np.ndarray, channels: int, preprocess: str, path: str | Path = "") -> np.ndarray:

@@ -44,7 +44,7 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
 
 def _unit_and_stats(path: Path, channels: int, normalize: str) -> tuple[np.ndarray, np.ndarray]:
     """The [0, 1] image and its normalised version (same affine map as the dataset applies)."""
-    unit = to_float(to_channels(read_image(path), channels, path), path)
+    unit = to_channels(to_float(read_image(path), path), channels, path)
     return unit, normalize_image(unit, normalize)
 
 

@@ -64,6 +64,15 @@ def test_generated_formats(tmp_path):
     assert to_channels(gray, 3).shape == (20, 30, 3)
 
 
+def test_an_rgb_image_for_a_gray_model_is_scaled_to_unit_range():
+    from dualseg.data.preprocess import read_unit
+
+    rgb = np.array([[[255, 255, 255], [255, 0, 0], [0, 0, 0]]], np.uint8)
+    gray = read_unit(rgb, 1, "none")
+    assert gray.shape == (1, 3, 1)
+    assert np.allclose(gray[0, :, 0], [1.0, 0.299, 0.0], atol=1e-6)  # luminance weights, by the dtype's range
+
+
 def test_bad_files_name_the_file(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(DualsegError, match="empty.png"):
