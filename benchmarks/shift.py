@@ -16,6 +16,7 @@ mode, and the fraction kept of the unshifted Dice (shift none, scale none).
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 from collections.abc import Callable
@@ -130,6 +131,20 @@ def load_cases(loaded: LoadedModel, run: Path, split: str, limit: int | None) ->
     return cases
 
 
+def training_summary(loaded: LoadedModel, run: Path) -> dict[str, Any]:
+    """What the run's ``metrics.csv`` says of its training: config name, epochs, best validation monitor, minutes."""
+    cfg = loaded.config
+    summary: dict[str, Any] = {"name": cfg.name, "monitor": cfg.train.monitor}
+    log = run / "metrics.csv"
+    if not log.is_file():
+        return summary
+    rows = list(csv.DictReader(log.read_text().splitlines()))
+    scores = [float(r[f"val_{cfg.train.monitor}"]) for r in rows if r.get(f"val_{cfg.train.monitor}")]
+    summary.update(epochs=len(rows), best_val=round(max(scores), 4) if scores else None,
+                   train_minutes=round(float(rows[-1]["time_s"]) / 60, 1) if rows and rows[-1].get("time_s") else None)
+    return summary
+
+
 def dice(predicted: np.ndarray, case: Case, foreground: list[int], num_labels: int) -> float:
     """Mean Dice over the foreground classes (inside the FOV when there is one)."""
     valid = None if case.fov is None else torch.from_numpy(case.fov)
@@ -166,6 +181,14 @@ def evaluate(loaded: LoadedModel, cases: list[Case], device: torch.device) -> li
     return rows
 
 
+def training_line(training: dict[str, Any]) -> str:
+    if "epochs" not in training:
+        return f"Training: config `{training.get('name', '?')}` (no metrics.csv in the run)."
+    epochs = f"{training['epochs']} epoch{'s' if training['epochs'] != 1 else ''}"
+    return (f"Training: config `{training['name']}`, {epochs} in {training['train_minutes']} min, "
+            f"best validation {training['monitor']} {training['best_val']}.")
+
+
 def markdown(record: dict[str, Any]) -> str:
     lines = [
         f"# Acquisition shifts: `{record['run']}` on its {record['split']} split ({record['images']} images)",
@@ -174,6 +197,8 @@ def markdown(record: dict[str, Any]) -> str:
         f"`{record['scale_proxy']}`, training scale {record['train_scale']}. Dice = mean over images of the "
         f"foreground-mean Dice{' inside the FOV' if record['fov'] else ''}; kept = Dice / unshifted Dice "
         "(shift none, --scale none). Made by `python benchmarks/shift.py`.",
+        "",
+        training_line(record.get("training") or {}),
         "",
         "| shift | Dice, --scale none | kept | Dice, --scale auto | kept | auto factors (median) |",
         "|---|---|---|---|---|---|",
@@ -203,7 +228,7 @@ def run_benchmark(run: Path, split: str, checkpoint: str, device: str, limit: in
         "checkpoint": loaded.source, "scale_proxy": spec.scale_proxy, "train_scale": spec.train_scale,
         "train_scale_range": spec.train_scale_range, "fov": any(c.fov is not None for c in cases),
         "machine": info, "machine_tag": machine_tag(info), "commit": git_commit(ROOT),
-        "results": evaluate(loaded, cases, dev),
+        "training": training_summary(loaded, run), "results": evaluate(loaded, cases, dev),
     }
     out = results_dir / machine_tag(info) / "shift" / f"{run.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

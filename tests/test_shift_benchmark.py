@@ -3,6 +3,7 @@ trained on a synthetic fundus-like folder (FOV masks, proxy fov_diameter)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -88,6 +89,9 @@ def test_the_benchmark_on_a_tiny_fundus_run(fundus_run: Path, tmp_path: Path) ->
     record = json.loads(result.read_text())
     assert record["scale_proxy"] == "fov_diameter" and record["train_scale"] == pytest.approx(105, abs=2)
     assert record["fov"] and record["images"] == 2 and record["machine_tag"] == result.parent.parent.name
+    [epoch] = list(csv.DictReader((fundus_run / "metrics.csv").read_text().splitlines()))
+    assert record["training"]["epochs"] == 1 and record["training"]["monitor"] == "dice"
+    assert record["training"]["best_val"] == pytest.approx(float(epoch["val_dice"]), abs=1e-4)
     rows = {(r["shift"], r["scale"]): r for r in record["results"]}
     assert set(rows) == {(s, m) for s in shift.SHIFTS for m in ("none", "auto")}
     assert rows[("none", "none")]["kept"] == pytest.approx(1.0)
@@ -100,4 +104,5 @@ def test_the_benchmark_on_a_tiny_fundus_run(fundus_run: Path, tmp_path: Path) ->
             diameter = 100 + (int(Path(image).stem) % 3) * 5  # as drawn by fundus_run
             assert f == pytest.approx(record["train_scale"] / (diameter * stretch), rel=0.03)
     table = result.with_suffix(".md").read_text()
+    assert f"Training: config `{record['training']['name']}`, 1 epoch in " in table
     assert "| rescale x1.7 + colour cast |" in table and table.count("\n|") == 2 + len(shift.SHIFTS)
